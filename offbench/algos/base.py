@@ -1,0 +1,149 @@
+"""The algorithm protocol, its configuration dataclass, and the algorithm registry.
+
+An algorithm is one file: a config dataclass (published defaults, per domain where they differ),
+the networks it needs, ``make_sampler`` (which minibatches it trains on), ``update(batch)``
+(one gradient step, returning metrics as tensors), ``policy()`` (a batched policy for
+evaluation) and ``state_dict`` / ``load_state_dict`` (everything needed to resume).
+
+Design for batching seeds later: ``update`` only sees a batch dict and returns tensors without
+host synchronisation, so several seeds can be stacked into one model without touching the loop.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+import torch
+
+from offbench.data.dataset import Dataset
+from offbench.data.spec import DatasetSpec
+from offbench.errors import UsageError
+from offbench.registry import Registry
+
+
+@dataclass
+class AlgoConfig:
+    """Fields every algorithm has: the training budget and the evaluation schedule."""
+
+    steps: int = 1_000_000
+    batch_size: int = 256
+    eval_every: int = 5_000
+    eval_episodes: int = 10
+
+    #: Overrides of the defaults above per dataset domain (``keytodoor``, ``mujoco``, ``atari``).
+    DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
+
+    @classmethod
+    def for_domain(cls, domain: str) -> AlgoConfig:
+        return cls(**cls.DOMAIN_DEFAULTS.get(domain, {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> AlgoConfig:
+        return dataclasses.replace(self, **changes)
+
+    def with_overrides(self, overrides: dict[str, str]) -> AlgoConfig:
+        """Apply ``--set key=value`` strings, parsing each value as the field's type."""
+        by_name = {f.name: f for f in fields(self)}
+        changes: dict[str, Any] = {}
+        for key, text in overrides.items():
+            if key not in by_name:
+                raise UsageError(f"unknown --set key '{key}' for {type(self).__name__}; valid keys: {', '.join(by_name)}")
+            changes[key] = parse_value(text, getattr(self, key), key)
+        cfg = dataclasses.replace(self, **changes)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.steps < 0:
+            raise UsageError(f"steps must be >= 0, got {self.steps}")
+        if self.batch_size < 1 or self.eval_episodes < 1:
+            raise UsageError("batch_size and eval_episodes must be >= 1")
+
+
+def parse_value(text: str, current: Any, key: str) -> Any:
+    """Parse ``text`` as the type of ``current`` (bool, int, float, str, or JSON for sequences)."""
+    try:
+        if isinstance(current, bool):
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(text)
+        if isinstance(current, int):
+            return int(float(text)) if float(text).is_integer() else int(text)
+        if isinstance(current, float):
+            return float(text)
+        if isinstance(current, (list, tuple)):
+            return type(current)(json.loads(text))
+        return text
+    except (ValueError, json.JSONDecodeError):
+        raise UsageError(f"--set {key}={text}: expected a value of type {type(current).__name__}") from None
+
+
+class Policy(Protocol):
+    """A batched policy stepping ``n`` environments in lock step."""
+
+    def reset(self, n: int) -> None: ...
+
+    def act(self, observations: np.ndarray) -> np.ndarray: ...
+
+    def observe(self, rewards: np.ndarray) -> None: ...
+
+
+class Algorithm:
+    """Base class: stores the config, dataset facts and device; subclasses fill in the rest."""
+
+    Config: ClassVar[type[AlgoConfig]] = AlgoConfig
+    #: Whether the policy is conditioned on a target return (evaluated once per target).
+    return_conditioned: ClassVar[bool] = False
+    #: Whether the algorithm has anything to train (the random baseline does not).
+    trainable: ClassVar[bool] = True
+
+    def __init__(self, config: AlgoConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
+        self.config, self.spec, self.device = config, spec, device
+        self.obs_shape = data.obs_shape
+        self.discrete = data.discrete_actions
+        self.action_dim = data.action_dim
+
+    def make_sampler(self, data: Dataset, rng: np.random.Generator) -> Any:
+        raise NotImplementedError
+
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        raise NotImplementedError
+
+    def policy(self, target_return: float | None, generator: torch.Generator) -> Policy:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        pass
+
+    def to_tensor(self, array: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        return torch.as_tensor(array, device=self.device).to(dtype)
+
+
+ALGORITHMS: Registry[type[Algorithm]] = Registry("algorithm", group="offbench.algorithms")
+
+
+def _import_builtins() -> None:
+    from offbench.algos import bc, dt, random  # noqa: F401  (they register themselves)
+
+
+def get_algorithm(name: str) -> type[Algorithm]:
+    """The algorithm class registered as ``name``: a built-in or a plug-in's entry point."""
+    _import_builtins()
+    return ALGORITHMS.get(name)
+
+
+def algorithm_names() -> list[str]:
+    """Every registered algorithm name, plug-ins included."""
+    _import_builtins()
+    return ALGORITHMS.names()

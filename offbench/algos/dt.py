@@ -1,0 +1,217 @@
+"""Decision Transformer (Chen et al. 2021): a causal GPT over (return-to-go, state, action) tokens.
+
+Each timestep contributes three tokens, embedded separately and summed with one learned
+embedding of the timestep; the token sequence is layer-normalized and passed through causal
+self-attention blocks. The action at step t is predicted from the hidden state of the state
+token s_t, which sees R_1, s_1, a_1, ..., R_t, s_t but not a_t. Discrete actions are trained with
+cross-entropy, continuous ones with mean squared error on a tanh head. At evaluation the policy
+is conditioned on a target return and subtracts the observed rewards from it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from offbench.algos.base import ALGORITHMS, AlgoConfig, Algorithm
+from offbench.algos.nets import ObsNormalizer, sample_or_argmax
+from offbench.data.dataset import Dataset, WindowSampler
+from offbench.data.spec import DatasetSpec
+
+
+@dataclass
+class DTConfig(AlgoConfig):
+    """The paper's gym recipe; Key-to-Door uses the whole episode as context."""
+
+    steps: int = 100_000
+    batch_size: int = 64
+    eval_every: int = 10_000
+    eval_episodes: int = 100
+    context: int = 20
+    embed_dim: int = 128
+    n_layers: int = 3
+    n_heads: int = 1
+    dropout: float = 0.1
+    activation: str = "relu"
+    lr: float = 1e-4
+    weight_decay: float = 1e-4
+    warmup_steps: int = 10_000
+    grad_clip: float = 0.25
+    rtg_scale: float = 1000.0
+    normalize_obs: bool = True
+    sample_actions: bool = True  # discrete actions: sample from the softmax (else argmax)
+
+    DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
+        "keytodoor": dict(steps=2_000, batch_size=64, eval_every=500, eval_episodes=100, context=24,
+                          lr=1e-3, warmup_steps=200, rtg_scale=1.0, normalize_obs=False),
+    }
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: masked self-attention and an MLP, each with a residual."""
+
+    def __init__(self, dim: int, heads: int, dropout: float, activation: str) -> None:
+        super().__init__()
+        self.heads, self.dropout = heads, dropout
+        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+        act = nn.GELU() if activation == "gelu" else nn.ReLU()
+        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), act, nn.Linear(4 * dim, dim), nn.Dropout(dropout))
+        self.resid_drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        drop = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=drop)
+        x = x + self.resid_drop(self.proj(y.transpose(1, 2).reshape(b, n, d)))
+        return x + self.mlp(self.ln2(x))
+
+
+class DecisionTransformer(nn.Module):
+    """GPT over interleaved (R, s, a) tokens; returns action predictions at every state token."""
+
+    def __init__(self, obs_dim: int, action_dim: int, discrete: bool, max_timestep: int, cfg: DTConfig) -> None:
+        super().__init__()
+        d = cfg.embed_dim
+        self.discrete = discrete
+        self.embed_timestep = nn.Embedding(max_timestep + 1, d)
+        self.embed_return = nn.Linear(1, d)
+        self.embed_state = nn.Linear(obs_dim, d)
+        self.embed_action = nn.Embedding(action_dim, d) if discrete else nn.Linear(action_dim, d)
+        self.embed_ln = nn.LayerNorm(d)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(d, cfg.n_heads, cfg.dropout, cfg.activation) for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(d)
+        self.predict_action = nn.Linear(d, action_dim)
+        self.max_timestep = max_timestep
+
+    def forward(self, states: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
+                timesteps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """states (B,K,obs), actions (B,K) or (B,K,act), returns_to_go (B,K), timesteps (B,K),
+        mask (B,K) with 1 for real steps -> action logits or actions (B,K,act)."""
+        b, k = mask.shape
+        time = self.embed_timestep(timesteps.clamp(0, self.max_timestep))
+        tokens = torch.stack([
+            self.embed_return(returns_to_go.unsqueeze(-1)) + time,
+            self.embed_state(states) + time,
+            self.embed_action(actions) + time,
+        ], dim=2).reshape(b, 3 * k, -1)  # R_1, s_1, a_1, R_2, ...
+        x = self.drop(self.embed_ln(tokens))
+        valid = mask.bool().repeat_interleave(3, dim=1)  # (B, 3K)
+        n = 3 * k
+        causal = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
+        eye = torch.eye(n, dtype=torch.bool, device=x.device)
+        attn_mask = (causal & (valid[:, None, :] | eye))[:, None]  # pads never attended (but self)
+        for block in self.blocks:
+            x = block(x, attn_mask)
+        out = self.predict_action(self.ln_f(x).reshape(b, k, 3, -1)[:, :, 1])
+        return out if self.discrete else torch.tanh(out)
+
+
+class DTPolicy:
+    """Return-conditioned evaluation: keeps each episode's history, feeds the last K steps."""
+
+    def __init__(self, algo: DT, target_return: float, generator: torch.Generator) -> None:
+        self.algo, self.target, self.generator = algo, target_return, generator
+
+    def reset(self, n: int) -> None:
+        a = self.algo
+        horizon = a.spec.max_episode_steps + 1
+        self.t = 0
+        self.states = torch.zeros(n, horizon, a.obs_dim, device=a.device)
+        act_shape = (n, horizon) if a.discrete else (n, horizon, a.action_dim)
+        self.actions = torch.zeros(act_shape, dtype=torch.long if a.discrete else torch.float32, device=a.device)
+        self.rtg = torch.zeros(n, horizon, device=a.device)
+        self.rtg[:, 0] = self.target
+
+    @torch.no_grad()
+    def act(self, observations: np.ndarray) -> np.ndarray:
+        a, t, k = self.algo, self.t, self.algo.config.context
+        n = len(observations)
+        self.states[:, t] = a.norm(a.to_tensor(observations))
+        lo = max(0, t + 1 - k)
+        pad = k - (t + 1 - lo)
+
+        def window(x: torch.Tensor) -> torch.Tensor:
+            w = x[:, lo : t + 1]
+            return F.pad(w, (0, 0) * (w.dim() - 2) + (pad, 0)) if pad else w
+
+        steps = torch.arange(lo, t + 1, device=a.device).expand(n, -1)
+        mask = torch.ones(n, t + 1 - lo, device=a.device)
+        out = a.model(window(self.states), window(self.actions), window(self.rtg) / a.config.rtg_scale,
+                      F.pad(steps, (pad, 0)) if pad else steps, F.pad(mask, (pad, 0)) if pad else mask)[:, -1]
+        action = sample_or_argmax(out, a.config.sample_actions, self.generator) if a.discrete else out
+        self.actions[:, t] = action
+        return action.cpu().numpy()
+
+    def observe(self, rewards: np.ndarray) -> None:
+        if self.t + 1 < self.rtg.shape[1]:
+            self.rtg[:, self.t + 1] = self.rtg[:, self.t] - self.algo.to_tensor(rewards)
+        self.t += 1
+
+
+@ALGORITHMS.register("dt")
+class DT(Algorithm):
+    """Decision Transformer trained on length-K windows with AdamW, warmup and gradient clipping."""
+
+    Config = DTConfig
+    config: DTConfig
+    return_conditioned: ClassVar[bool] = True
+
+    def __init__(self, config: DTConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
+        super().__init__(config, data, spec, device)
+        self.obs_dim = int(np.prod(self.obs_shape))
+        self.norm = ObsNormalizer(data.obs_mean, data.obs_std, config.normalize_obs).to(device)
+        max_t = max(spec.max_episode_steps, int(data.episode_lengths.max()))
+        self.model = DecisionTransformer(self.obs_dim, self.action_dim, self.discrete, max_t, config).to(device)
+        self.optim = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        warmup = max(1, config.warmup_steps)
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.optim, lambda s: min(1.0, (s + 1) / warmup))
+
+    def make_sampler(self, data: Dataset, rng: np.random.Generator) -> WindowSampler:
+        return WindowSampler(data, self.config.context, self.config.batch_size, rng)
+
+    def loss(self, batch: dict[str, np.ndarray]) -> torch.Tensor:
+        mask = self.to_tensor(batch["mask"])
+        b, k = mask.shape
+        states = self.norm(self.to_tensor(batch["observations"]), batch_dims=2)
+        actions = self.to_tensor(batch["actions"], torch.long if self.discrete else torch.float32)
+        out = self.model(states, actions, self.to_tensor(batch["returns_to_go"]) / self.config.rtg_scale,
+                         self.to_tensor(batch["timesteps"], torch.long), mask)
+        if self.discrete:
+            per_step = F.cross_entropy(out.reshape(b * k, -1), actions.reshape(-1), reduction="none")
+        else:
+            per_step = ((out - actions) ** 2).mean(-1).reshape(-1)
+        m = mask.reshape(-1)
+        return (per_step * m).sum() / m.sum()
+
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        self.model.train()
+        loss = self.loss(batch)
+        self.optim.zero_grad(set_to_none=True)
+        loss.backward()
+        nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        self.optim.step()
+        self.sched.step()
+        return {"loss": loss.detach()}
+
+    def policy(self, target_return: float | None, generator: torch.Generator) -> DTPolicy:
+        self.model.eval()
+        if target_return is None or math.isnan(target_return):
+            target_return = self.spec.target_returns[0]
+        return DTPolicy(self, target_return, generator)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"model": self.model.state_dict(), "optim": self.optim.state_dict(), "sched": self.sched.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optim.load_state_dict(state["optim"])
+        self.sched.load_state_dict(state["sched"])

@@ -1,0 +1,254 @@
+"""The ``offbench`` command line: each command parses options and calls one library function."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from offbench import __version__
+from offbench.errors import OffbenchError
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def _size(n: int | None) -> str:
+    if n is None:
+        return "—"
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+class OffbenchGroup(click.Group):
+    """Prints every error as one line (``--debug`` for a traceback) with the right exit code."""
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
+        debug = "--debug" in sys.argv[1:]
+        try:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        except click.exceptions.Exit as e:
+            sys.exit(e.exit_code)
+        except click.exceptions.Abort:
+            err_console.print("interrupted")
+            sys.exit(130)
+        except click.UsageError as e:
+            if debug:
+                raise
+            cmd = e.ctx.command_path if e.ctx else "offbench"
+            click.echo(f"error: {e.format_message()} (see '{cmd} --help')", err=True)
+            sys.exit(2)
+        except OffbenchError as e:
+            if debug:
+                raise
+            click.echo(f"error: {e}", err=True)
+            sys.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("interrupted: run the same command again to resume unfinished runs", err=True)
+            sys.exit(130)
+
+
+@click.group(cls=OffbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="offbench")
+@click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
+def main(debug: bool) -> None:
+    """Offline RL benchmarking: fetch datasets, train algorithms over many seeds, report tables.
+
+    \b
+    Example (Key-to-Door, no network needed):
+      offbench fetch keytodoor-10k
+      offbench run --algo dt,pbc,bc,random --env keytodoor-10k --seeds 3
+      offbench report
+    """
+
+
+@main.command("list")
+@click.argument("what", type=click.Choice(["datasets", "algos", "all"]), default="all")
+def list_cmd(what: str) -> None:
+    """List registered datasets (source, cached, size on disk) and algorithms.
+
+    \b
+    Example:
+      offbench list datasets
+    """
+    from offbench.algos import algorithm_names
+    from offbench.data.cache import list_datasets
+
+    if what in ("datasets", "all"):
+        t = Table(title="datasets")
+        for col in ("name", "domain", "source", "cached", "size", "description"):
+            t.add_column(col)
+        for row in list_datasets():
+            t.add_row(row["name"], row["domain"], row["source"], "yes" if row["cached"] else "no",
+                      _size(row["size_bytes"]), row["description"])
+        console.print(t)
+    if what in ("algos", "all"):
+        from offbench.algos import get_algorithm
+
+        t = Table(title="algorithms")
+        t.add_column("name")
+        t.add_column("description")
+        for name in algorithm_names():
+            doc = (get_algorithm(name).__doc__ or "").strip().splitlines()
+            t.add_row(name, doc[0] if doc else "")
+        console.print(t)
+
+
+@main.command()
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the facts as JSON.")
+def info(name: str, as_json: bool) -> None:
+    """Show a dataset's facts: episodes, transitions, returns, spaces, provenance, content_sha256.
+
+    \b
+    Example:
+      offbench info keytodoor-10k --json
+    """
+    from offbench.data.cache import info as dataset_info
+
+    facts = dataset_info(name)
+    if as_json:
+        click.echo(json.dumps(facts, indent=2))
+        return
+    t = Table(show_header=False, title=name)
+    for k, v in facts.items():
+        t.add_row(k, "—" if v is None else str(v))
+    console.print(t)
+
+
+@main.command()
+@click.argument("names", nargs=-1, required=True)
+@click.option("--force", is_flag=True, help="Rebuild even if cached (the old file stays until the new one is complete).")
+def fetch(names: tuple[str, ...], force: bool) -> None:
+    """Make datasets available in the cache ($OFFBENCH_HOME, default ~/.cache/offbench).
+
+    NAMES are dataset names or globs.
+
+    \b
+    Example:
+      offbench fetch keytodoor-1k keytodoor-10k
+      offbench fetch 'keytodoor-*'
+    """
+    from offbench.data.cache import fetch as fetch_dataset, is_cached
+    from offbench.data.spec import resolve_names
+
+    for name in resolve_names(list(names)):
+        was = is_cached(name)
+        path = fetch_dataset(name, force=force)
+        state = "already cached" if was and not force else "cached"
+        console.print(f"{name}: {state} at {path}")
+
+
+@main.command()
+@click.option("--algo", "algos", required=True, help="Algorithm names, comma-separated (see 'offbench list algos').")
+@click.option("--env", "envs", required=True, help="Dataset names or globs, comma-separated.")
+@click.option("--seeds", type=click.IntRange(min=1), default=1, show_default=True, help="Seeds 0..N-1 per combination.")
+@click.option("--steps", type=click.IntRange(min=0), default=None, help="Gradient steps (default: the algorithm's).")
+@click.option("--eval-episodes", type=click.IntRange(min=1), default=None, help="Episodes per evaluation.")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config field; 'algo.key=value' for one algorithm.")
+@click.option("--results", type=click.Path(path_type=Path), default=None, help="Results directory (default ./results).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Parallel runs (default: one per CPU core).")
+def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int | None, device: str,
+        sets: tuple[str, ...], results: Path | None, workers: int | None) -> None:
+    """Train and evaluate every (dataset, algorithm, seed) combination.
+
+    Finished runs are skipped; interrupted ones resume from their last checkpoint.
+
+    \b
+    Example:
+      offbench run --algo dt,pbc,bc,random --env keytodoor-10k --seeds 3
+      offbench run --algo dt --env keytodoor-1k --seeds 2 --steps 500 --set lr=3e-4
+    """
+    from offbench.launch import plan_runs, run_plans
+    from offbench.paths import default_results_root, ensure_writable
+
+    root = results or default_results_root()
+    plans = plan_runs(_split(envs), _split(algos), seeds, root, list(sets), steps, eval_episodes)
+    ensure_writable(root)
+    with _RunDisplay() as display:
+        outcome = run_plans(plans, device=device, workers=workers, report=display.report)
+    for s in outcome.skipped:
+        console.print(f"skipped (finished): {s['dataset']}/{s['algo']}/seed-{s['seed']} score {s['score_last']:.1f}")
+    console.print(f"{len(outcome.finished)} finished, {len(outcome.skipped)} already done, "
+                  f"{len(outcome.failed)} failed; results in {root} ('offbench report --results {root}')")
+    if outcome.failed:
+        for plan, why in outcome.failed:
+            click.echo(f"error: {plan.label}: {why}", err=True)
+        sys.exit(1)
+
+
+def _split(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+class _RunDisplay:
+    """Rich progress bars on a terminal; one plain line per finished run otherwise."""
+
+    def __init__(self) -> None:
+        self.live = console.is_terminal
+        self.tasks: dict[str, Any] = {}
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                                 TextColumn("{task.fields[score]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                                 console=console, disable=not self.live)
+
+    def __enter__(self) -> _RunDisplay:
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.progress.__exit__(*exc)
+
+    def report(self, event: str, label: str, step: int, total: int, score: float | None) -> None:
+        if label not in self.tasks:
+            self.tasks[label] = self.progress.add_task(label, total=max(total, 1), score="")
+        task = self.tasks[label]
+        shown = "" if score is None else f"score {score:.1f}"
+        self.progress.update(task, completed=max(step, 1) if event == "done" else step, score=shown)
+        if not self.live and event in ("done", "failed"):
+            click.echo(f"{event}: {label} {shown}")
+
+
+@main.command()
+@click.option("--results", type=click.Path(path_type=Path), default=None, help="Results directory (default ./results).")
+@click.option("--format", "fmt", type=click.Choice(["table", "md", "csv"]), default="table", show_default=True)
+@click.option("--stat", type=click.Choice(["last", "best"]), default="last", show_default=True,
+              help="Final evaluation, or each seed's best evaluation.")
+def report(results: Path | None, fmt: str, stat: str) -> None:
+    """Tabulate results: rows datasets, columns algorithms, mean ± std over seeds.
+
+    \b
+    Example:
+      offbench report
+      offbench report --format md > table.md
+    """
+    from offbench.paths import default_results_root
+    from offbench.report import build, to_csv, to_markdown
+
+    root = results or default_results_root()
+    rep = build(root, stat)
+    for w in rep.warnings:
+        click.echo(f"warning: {w}", err=True)
+    if rep.empty:
+        raise OffbenchError(f"no finished runs under {root}; start some with 'offbench run'")
+    if fmt == "md":
+        click.echo(to_markdown(rep.wide, rep.note), nl=False)
+    elif fmt == "csv":
+        click.echo(to_csv(rep.long), nl=False)
+    else:
+        t = Table(title=f"offbench results ({root})", caption=rep.note)
+        t.add_column("dataset")
+        for c in rep.wide.columns:
+            t.add_column(c, justify="right")
+        for d in rep.wide.index:
+            t.add_row(d, *rep.wide.loc[d])
+        console.print(t)

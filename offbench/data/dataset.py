@@ -1,0 +1,180 @@
+"""The in-memory dataset: episodes, returns, returns-to-go, normalization statistics, samplers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import numpy as np
+
+
+@dataclass
+class Dataset:
+    """Flat per-step arrays plus the index of each episode's first step."""
+
+    observations: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    terminals: np.ndarray
+    timeouts: np.ndarray
+    episode_starts: np.ndarray
+    name: str = ""
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray], name: str = "", attrs: dict[str, Any] | None = None) -> Dataset:
+        keys = ("observations", "actions", "rewards", "terminals", "timeouts", "episode_starts")
+        return cls(**{k: arrays[k] for k in keys}, name=name, attrs=dict(attrs or {}))
+
+    # -- shape facts ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self.rewards)
+
+    @property
+    def num_episodes(self) -> int:
+        return len(self.episode_starts)
+
+    @property
+    def discrete_actions(self) -> bool:
+        return np.issubdtype(self.actions.dtype, np.integer)
+
+    @property
+    def obs_shape(self) -> tuple[int, ...]:
+        return tuple(self.observations.shape[1:])
+
+    @property
+    def action_dim(self) -> int:
+        """Number of discrete actions, or the size of a continuous action vector."""
+        if self.discrete_actions:
+            return int(self.attrs.get("num_actions", int(self.actions.max()) + 1))
+        return int(np.prod(self.actions.shape[1:]))
+
+    # -- episodes ------------------------------------------------------------------------------
+    @cached_property
+    def episode_ends(self) -> np.ndarray:
+        """One past each episode's last step."""
+        return np.append(self.episode_starts[1:], len(self)).astype(np.int64)
+
+    @cached_property
+    def episode_lengths(self) -> np.ndarray:
+        return self.episode_ends - self.episode_starts
+
+    @cached_property
+    def episode_index(self) -> np.ndarray:
+        """For every step, the index of its episode."""
+        return np.repeat(np.arange(self.num_episodes), self.episode_lengths)
+
+    @cached_property
+    def timesteps(self) -> np.ndarray:
+        """For every step, its position within its episode (0-based)."""
+        return np.arange(len(self)) - self.episode_starts[self.episode_index]
+
+    @cached_property
+    def episode_returns(self) -> np.ndarray:
+        """Undiscounted return of every episode (float64)."""
+        return np.add.reduceat(self.rewards.astype(np.float64), self.episode_starts) if len(self) else np.zeros(0)
+
+    @cached_property
+    def returns_to_go(self) -> np.ndarray:
+        """For every step t, the undiscounted sum of rewards from t to the end of its episode."""
+        csum = np.cumsum(self.rewards.astype(np.float64))
+        end_total = csum[self.episode_ends - 1][self.episode_index]
+        before = np.concatenate([[0.0], csum[:-1]])
+        return end_total - before
+
+    @cached_property
+    def obs_mean(self) -> np.ndarray:
+        return self.observations.reshape(len(self), -1).mean(axis=0, dtype=np.float64).astype(np.float32)
+
+    @cached_property
+    def obs_std(self) -> np.ndarray:
+        std = self.observations.reshape(len(self), -1).std(axis=0, dtype=np.float64)
+        return (std + 1e-6).astype(np.float32)
+
+    def select_episodes(self, keep: np.ndarray) -> Dataset:
+        """A new dataset holding only the episodes where ``keep`` (bool, per episode) is true."""
+        keep = np.asarray(keep, dtype=bool)
+        if not keep.any():
+            raise ValueError(f"{self.name}: the selection keeps no episode")
+        steps = keep[self.episode_index]
+        lengths = self.episode_lengths[keep]
+        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        return Dataset(self.observations[steps], self.actions[steps], self.rewards[steps],
+                       self.terminals[steps], self.timeouts[steps], starts, self.name, dict(self.attrs))
+
+    def summary(self) -> dict[str, Any]:
+        """Counts and return statistics (for ``offbench info``)."""
+        r = self.episode_returns
+        return {
+            "episodes": int(self.num_episodes),
+            "transitions": int(len(self)),
+            "return_min": float(r.min()) if len(r) else None,
+            "return_mean": float(r.mean()) if len(r) else None,
+            "return_max": float(r.max()) if len(r) else None,
+        }
+
+
+class TransitionSampler:
+    """Uniform minibatches of single steps: observations, actions, rewards, next observations, dones.
+
+    The next observation of an episode's last step is the step itself (its ``done`` is the
+    terminal flag; a timeout is not a terminal).
+    """
+
+    def __init__(self, data: Dataset, batch_size: int, rng: np.random.Generator) -> None:
+        self.data, self.batch_size, self.rng = data, batch_size, rng
+        last = np.zeros(len(data), dtype=bool)
+        last[data.episode_ends - 1] = True
+        self._next = np.where(last, np.arange(len(data)), np.arange(len(data)) + 1)
+
+    def sample(self) -> dict[str, np.ndarray]:
+        d = self.data
+        idx = self.rng.integers(0, len(d), size=self.batch_size)
+        return {
+            "observations": d.observations[idx],
+            "actions": d.actions[idx],
+            "rewards": d.rewards[idx].astype(np.float32),
+            "next_observations": d.observations[self._next[idx]],
+            "dones": d.terminals[idx].astype(np.float32),
+            "returns_to_go": d.returns_to_go[idx].astype(np.float32),
+        }
+
+
+class WindowSampler:
+    """Minibatches of length-K windows for sequence models (Decision Transformer recipe).
+
+    Episodes are drawn in proportion to their length, a start step uniformly within the episode,
+    and the window holds up to K steps from there. When no episode is longer than K (Key-to-Door:
+    the whole episode is the context), every window starts at its episode's first step instead, as
+    at evaluation. Shorter windows are left-padded: padding has ``mask`` 0, zero
+    observations/actions/returns-to-go and timestep 0.
+    """
+
+    def __init__(self, data: Dataset, context: int, batch_size: int, rng: np.random.Generator) -> None:
+        self.data, self.context, self.batch_size, self.rng = data, context, batch_size, rng
+        self._p = data.episode_lengths / data.episode_lengths.sum()
+        self.whole_episodes = bool(data.episode_lengths.max() <= context)
+
+    def sample(self) -> dict[str, np.ndarray]:
+        d, k, b = self.data, self.context, self.batch_size
+        ep = self.rng.choice(d.num_episodes, size=b, p=self._p)
+        length = d.episode_lengths[ep]
+        if self.whole_episodes:
+            offset = np.zeros(b, dtype=np.int64)
+        else:
+            offset = (self.rng.random(b) * length).astype(np.int64)  # start within the episode
+        valid = np.minimum(k, length - offset)  # steps in the window
+        pos = np.arange(k)[None, :] - (k - valid)[:, None]  # step index within the window, <0 = pad
+        mask = pos >= 0
+        idx = np.where(mask, d.episode_starts[ep][:, None] + offset[:, None] + pos, 0)
+        m = mask.reshape(b, k, *([1] * (d.observations.ndim - 1)))
+        act_mask = mask.reshape(b, k, *([1] * (d.actions.ndim - 1)))
+        return {
+            "observations": np.where(m, d.observations[idx], 0).astype(d.observations.dtype),
+            "actions": np.where(act_mask, d.actions[idx], 0).astype(d.actions.dtype),
+            "rewards": np.where(mask, d.rewards[idx], 0).astype(np.float32),
+            "returns_to_go": np.where(mask, d.returns_to_go[idx], 0).astype(np.float32),
+            "timesteps": np.where(mask, d.timesteps[idx], 0).astype(np.int64),
+            "mask": mask.astype(np.float32),
+        }

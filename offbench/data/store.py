@@ -1,0 +1,91 @@
+"""The canonical cache file: one HDF5 file per dataset, flat arrays plus episode starts.
+
+Layout (h5py): datasets ``observations`` (N, ...), ``actions`` (N, ...), ``rewards`` (N,) float32,
+``terminals`` (N,) bool, ``timeouts`` (N,) bool, ``episode_starts`` (E,) int64, and optionally
+``next_observations`` (N, ...). File attributes hold provenance: ``name``, ``source``,
+``content_sha256``, ``offbench_version``, ``created``, plus source-specific keys.
+Files are written to a temporary name and renamed when complete, so a file under its final name
+is always whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from offbench.errors import OffbenchError
+from offbench.paths import atomic_path
+
+REQUIRED = ("observations", "actions", "rewards", "terminals", "timeouts", "episode_starts")
+OPTIONAL = ("next_observations",)
+PER_STEP = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
+
+
+def content_sha256(arrays: dict[str, np.ndarray]) -> str:
+    """A digest over the arrays' names, dtypes, shapes and bytes (little-endian, C order).
+
+    Identical whenever the data are identical, whatever file or compression holds them.
+    """
+    h = hashlib.sha256()
+    for key in sorted(arrays):
+        a = np.ascontiguousarray(arrays[key])
+        a = a.astype(a.dtype.newbyteorder("<"), copy=False)
+        h.update(f"{key}|{a.dtype.str}|{a.shape}\n".encode())
+        flat = a.reshape(-1).view(np.uint8)
+        step = 1 << 24
+        for i in range(0, flat.size, step):
+            h.update(flat[i : i + step].data)
+    return h.hexdigest()
+
+
+def validate(arrays: dict[str, np.ndarray], where: str) -> None:
+    """Check the canonical keys, lengths and episode starts; raise a one-line error naming ``where``."""
+    missing = [k for k in REQUIRED if k not in arrays]
+    if missing:
+        raise OffbenchError(f"{where}: missing arrays {', '.join(missing)}")
+    n = len(arrays["observations"])
+    for key in PER_STEP:
+        if key in arrays and len(arrays[key]) != n:
+            raise OffbenchError(f"{where}: '{key}' has {len(arrays[key])} rows, observations has {n}")
+    for key in ("rewards", "terminals", "timeouts"):
+        if arrays[key].ndim != 1:
+            raise OffbenchError(f"{where}: '{key}' must be 1-D, has shape {arrays[key].shape}")
+    starts = arrays["episode_starts"]
+    if n and (starts.ndim != 1 or len(starts) == 0 or starts[0] != 0 or np.any(np.diff(starts) <= 0)
+              or starts[-1] >= n):
+        raise OffbenchError(f"{where}: 'episode_starts' must rise strictly from 0 below {n}")
+
+
+def write(path: Path, arrays: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:
+    """Write the canonical file atomically (temporary name, then rename)."""
+    validate(arrays, str(path))
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            for key, a in arrays.items():
+                f.create_dataset(key, data=a, compression="gzip", compression_opts=1,
+                                 chunks=True if a.size else None)
+            for key, value in attrs.items():
+                f.attrs[key] = value if isinstance(value, (str, int, float, bool)) else json.dumps(value)
+
+
+def read(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Read every array and attribute of a canonical file."""
+    try:
+        with h5py.File(path, "r") as f:
+            arrays = {k: f[k][()] for k in REQUIRED + OPTIONAL if k in f}
+            attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
+    except OSError as e:
+        raise OffbenchError(f"{path}: not a readable offbench cache file ({e}); delete it and fetch again") from None
+    validate(arrays, str(path))
+    return arrays, attrs
+
+
+def read_attrs(path: Path) -> dict[str, Any]:
+    """Only the attributes (cheap: no array is read)."""
+    with h5py.File(path, "r") as f:
+        return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}

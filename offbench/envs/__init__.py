@@ -1,0 +1,1 @@
+"""Evaluation environments: offbench's own (Key-to-Door) and the factory that builds any of them."""

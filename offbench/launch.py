@@ -1,0 +1,163 @@
+"""Plan every (dataset, algorithm, seed) combination and run them concurrently on local workers."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import queue
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from offbench.algos.base import get_algorithm
+from offbench.data import cache
+from offbench.data.spec import get_spec, resolve_names
+from offbench.errors import OffbenchError, UsageError
+from offbench.paths import ensure_writable
+from offbench.train import RunPlan, execute, resolve_device
+
+
+def split_overrides(sets: list[str], algos: list[str]) -> dict[str, dict[str, str]]:
+    """``key=value`` applies to every algorithm, ``algo.key=value`` to one."""
+    per_algo: dict[str, dict[str, str]] = {a: {} for a in algos}
+    for item in sets:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--set expects key=value, got '{item}'")
+        target, dot, name = key.partition(".")
+        if dot and target in per_algo:
+            per_algo[target][name] = value
+        elif dot:
+            raise UsageError(f"--set {item}: '{target}' is not one of the selected algorithms ({', '.join(algos)})")
+        else:
+            for a in algos:
+                per_algo[a][key] = value
+    return per_algo
+
+
+def plan_runs(datasets: list[str], algos: list[str], seeds: int, results: Path, sets: list[str] | None = None,
+              steps: int | None = None, eval_episodes: int | None = None) -> list[RunPlan]:
+    """Every (dataset, algorithm, seed) combination with its resolved config. Validates all names
+    and ``--set`` keys before anything runs."""
+    if seeds < 1:
+        raise UsageError(f"--seeds must be >= 1, got {seeds}")
+    if steps is not None and steps < 0:
+        raise UsageError(f"--steps must be >= 0, got {steps}")
+    names = resolve_names(datasets)
+    classes = {a: get_algorithm(a) for a in algos}
+    overrides = split_overrides(sets or [], algos)
+    plans = []
+    for name in names:
+        spec = get_spec(name)
+        for algo, cls in classes.items():
+            cfg = cls.Config.for_domain(spec.domain)
+            budget = {k: str(v) for k, v in (("steps", steps), ("eval_episodes", eval_episodes)) if v is not None}
+            cfg = cfg.with_overrides({**budget, **overrides[algo]})
+            plans.extend(RunPlan(name, algo, cfg, seed, results) for seed in range(seeds))
+    return plans
+
+
+@dataclass
+class RunOutcome:
+    """What happened to each planned run."""
+
+    finished: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, Any]] = field(default_factory=list)
+    failed: list[tuple[RunPlan, str]] = field(default_factory=list)
+
+
+Reporter = Callable[[str, str, int, int, "float | None"], None]  # (event, label, step, total, score)
+
+
+def _worker_init(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _worker(plan: RunPlan, device: str, events: Any) -> dict[str, Any]:
+    def progress(step: int, total: int, score: float | None) -> None:
+        events.put(("progress", plan.label, step, total, score))
+
+    return execute(plan, device=device, progress=progress)
+
+
+def default_workers(n_runs: int, device: torch.device) -> int:
+    """CPU: one process per core (each single-threaded); CUDA: a few processes share the GPU."""
+    cores = os.cpu_count() or 1
+    return max(1, min(n_runs, cores if device.type == "cpu" else 4))
+
+
+def run_plans(plans: list[RunPlan], device: str = "auto", workers: int | None = None,
+              report: Reporter | None = None) -> RunOutcome:
+    """Run all plans, skipping finished ones; each worker process runs one plan at a time."""
+    outcome = RunOutcome()
+    todo = []
+    for plan in plans:
+        if plan.dir.finished():
+            outcome.skipped.append(execute(plan))
+        else:
+            todo.append(plan)
+    if not todo:
+        return outcome
+    ensure_writable(plans[0].results)
+    for name in dict.fromkeys(p.dataset for p in todo):
+        cache.fetch(name)  # once, here, not in every worker
+    dev = resolve_device(device)
+    n = workers or default_workers(len(todo), dev)
+    report = report or (lambda *a: None)
+    if n == 1:
+        for plan in todo:
+            report("start", plan.label, 0, plan.config.steps, None)
+            try:
+                summary = execute(plan, device, lambda s, t, sc, label=plan.label: report("progress", label, s, t, sc))
+            except OffbenchError as e:
+                outcome.failed.append((plan, str(e)))
+                report("failed", plan.label, 0, 0, None)
+                continue
+            outcome.finished.append(summary)
+            report("done", plan.label, summary["steps"], summary["steps"], summary["score_last"])
+        return outcome
+    threads = max(1, (os.cpu_count() or 1) // n) if dev.type == "cpu" else 1
+    ctx = mp.get_context("spawn")
+    with ctx.Manager() as manager:
+        events = manager.Queue()
+        with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
+            futures: dict[Future, RunPlan] = {}
+            for plan in todo:
+                futures[pool.submit(_worker, plan, device, events)] = plan
+                report("start", plan.label, 0, plan.config.steps, None)
+            pending = set(futures)
+            try:
+                while pending:
+                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                    _drain(events, report)
+                    for fut in done:
+                        plan = futures[fut]
+                        try:
+                            summary = fut.result()
+                        except Exception as e:  # noqa: BLE001  (a failed run must not stop the others)
+                            outcome.failed.append((plan, f"{type(e).__name__}: {e}"))
+                            report("failed", plan.label, 0, 0, None)
+                            continue
+                        outcome.finished.append(summary)
+                        report("done", plan.label, summary["steps"], summary["steps"], summary["score_last"])
+            except KeyboardInterrupt:
+                pool.shutdown(wait=False, cancel_futures=True)
+                for proc in list(getattr(pool, "_processes", {}).values()):
+                    proc.terminate()
+                raise
+    return outcome
+
+
+def _drain(events: Any, report: Reporter) -> None:
+    deadline = time.monotonic() + 0.1
+    while time.monotonic() < deadline:
+        try:
+            event = events.get_nowait()
+        except queue.Empty:
+            return
+        report(*event)

@@ -1,0 +1,94 @@
+"""Run records: the directory layout of one run, and loading all finished runs as a DataFrame.
+
+``<results>/<dataset>/<algo>/<config-hash>/seed-<k>/`` holds
+- ``config.json``   the resolved configuration (the single source of truth for the run);
+- ``metrics.jsonl`` append-only log: ``{"kind": "train"|"eval", "step": ..., ...}`` per line;
+- ``checkpoint.pt`` the latest checkpoint (written atomically), for resuming;
+- ``summary.json``  written last, atomically: its presence means the run is finished.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+
+def config_hash(algo: str, dataset: str, config: dict[str, Any]) -> str:
+    """A short, stable digest of everything that determines a run except its seed."""
+    blob = json.dumps({"algo": algo, "dataset": dataset, "config": config}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+@dataclass(frozen=True)
+class RunDir:
+    """Paths of one run's record."""
+
+    root: Path
+
+    @classmethod
+    def of(cls, results: Path, dataset: str, algo: str, chash: str, seed: int) -> RunDir:
+        return cls(results / dataset / algo / chash / f"seed-{seed}")
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.jsonl"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "checkpoint.pt"
+
+    @property
+    def summary(self) -> Path:
+        return self.root / "summary.json"
+
+    def finished(self) -> bool:
+        return read_json(self.summary) is not None
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """The JSON object in ``path``, or None if it is missing or not a complete JSON object."""
+    try:
+        obj = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Every complete JSON line of a metrics log (a torn last line is skipped)."""
+    records = []
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return []
+    for line in lines:
+        try:
+            records.append(json.loads(line))
+        except ValueError:
+            continue
+    return records
+
+
+SUMMARY_COLUMNS = ["dataset", "algo", "config_hash", "seed", "steps", "score_last", "score_best",
+                   "return_last", "return_best", "eval_episodes", "score_name"]
+
+
+def load_runs(results: Path) -> tuple[pd.DataFrame, list[str]]:
+    """All finished runs under ``results`` (one row per seed) and one warning per bad record."""
+    rows, warnings = [], []
+    for summary_path in sorted(results.glob("*/*/*/seed-*/summary.json")):
+        summary = read_json(summary_path)
+        if summary is None or not set(SUMMARY_COLUMNS) <= summary.keys():
+            warnings.append(f"skipping {summary_path}: not a complete run summary")
+            continue
+        rows.append({k: summary[k] for k in SUMMARY_COLUMNS})
+    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS), warnings

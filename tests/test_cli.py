@@ -1,0 +1,86 @@
+"""The command line: listings, info, fetch, and one-line errors for bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def offbench(*args: str, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run the real console entry point in a subprocess, as a user would."""
+    return subprocess.run([sys.executable, "-m", "offbench", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=timeout)
+
+
+def one_line_error(p: subprocess.CompletedProcess, code: int) -> str:
+    assert p.returncode == code, (p.returncode, p.stdout, p.stderr)
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), p.stderr
+    assert "Traceback" not in p.stderr
+    return lines[0]
+
+
+def test_every_command_has_help_with_an_example() -> None:
+    for cmd in ("list", "info", "fetch", "run", "report"):
+        p = offbench(cmd, "--help")
+        assert p.returncode == 0 and "Example" in p.stdout and "offbench " + cmd in p.stdout
+
+
+def test_unknown_dataset_names_the_closest() -> None:
+    line = one_line_error(offbench("info", "keytodor-10k"), 2)
+    assert "keytodoor-10k" in line
+    line = one_line_error(offbench("run", "--algo", "dt", "--env", "keytodoor-100k"), 2)
+    assert "keytodoor-10k" in line or "keytodoor-1k" in line
+
+
+def test_unknown_algorithm_names_the_closest() -> None:
+    line = one_line_error(offbench("run", "--algo", "dtt", "--env", "keytodoor-1k"), 2)
+    assert "'dtt'" in line and "dt" in line
+
+
+def test_unknown_set_key_lists_the_valid_keys(isolated: Path) -> None:
+    line = one_line_error(offbench("run", "--algo", "bc", "--env", "keytodoor-1k", "--set", "learning_rate=1"), 2)
+    assert "learning_rate" in line and "lr" in line and "steps" in line
+    assert not (isolated / "results").exists()  # rejected before anything ran
+
+
+def test_invalid_numbers_are_usage_errors() -> None:
+    assert "seeds" in one_line_error(offbench("run", "--algo", "bc", "--env", "keytodoor-1k", "--seeds", "0"), 2)
+    assert "steps" in one_line_error(offbench("run", "--algo", "bc", "--env", "keytodoor-1k", "--steps", "-5"), 2)
+    assert "lr" in one_line_error(offbench("run", "--algo", "bc", "--env", "keytodoor-1k", "--set", "lr=fast"), 2)
+
+
+def test_unwritable_results_fail_before_training(isolated: Path) -> None:
+    blocker = isolated / "file"
+    blocker.write_text("not a directory")
+    line = one_line_error(offbench("run", "--algo", "bc", "--env", "keytodoor-1k", "--results", str(blocker / "r")), 1)
+    assert "cannot write" in line
+    assert not (isolated / "cache" / "datasets").exists()  # nothing was fetched or trained
+
+
+def test_fetch_info_and_list() -> None:
+    p = offbench("fetch", "keytodoor-1k")
+    assert p.returncode == 0 and "cached" in p.stdout
+    assert "already cached" in offbench("fetch", "keytodoor-*").stdout  # globs; the 10k set is built too
+    facts = json.loads(offbench("info", "keytodoor-1k", "--json").stdout)
+    for key in ("name", "cached", "path", "episodes", "transitions", "return_min", "return_mean", "return_max",
+                "observation_space", "action_space", "source", "content_sha256"):
+        assert key in facts
+    assert facts["cached"] is True and facts["episodes"] == 1000
+    listing = offbench("list").stdout
+    assert "keytodoor-10k" in listing and "dt" in listing and "pbc" in listing and "random" in listing
+
+
+def test_info_of_an_uncached_dataset() -> None:
+    facts = json.loads(offbench("info", "keytodoor-10k", "--json").stdout)
+    assert facts["cached"] is False and facts["episodes"] is None and facts["content_sha256"]
+
+
+@pytest.mark.parametrize("args", [("report",), ("report", "--format", "md")])
+def test_report_without_runs_is_an_error(args: tuple[str, ...]) -> None:
+    assert "no finished runs" in one_line_error(offbench(*args), 1)
