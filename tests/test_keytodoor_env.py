@@ -71,12 +71,16 @@ def test_episode_truncated_at_24_steps_without_door() -> None:
 def test_observation_encoding_hides_the_key_after_phase_one() -> None:
     env = KeyToDoorEnv()
     obs, _ = env.reset(seed=0)
-    cells = 25
-    assert obs.shape == (53,) and obs.dtype == np.uint8
-    assert obs[:cells].sum() == 1 and obs[cells : 2 * cells].sum() == 1 and obs[2 * cells + 0] == 1
+    offsets = 81
+    assert obs.shape == (88,) and obs.dtype == np.uint8 and env.observation_space.contains(obs)
+    assert obs[:offsets].sum() == 1 and obs[offsets + 4] == 1 and obs[offsets + 4 :].sum() == 1
+    dr, dc = divmod(int(obs[:offsets].argmax()), 9)
+    assert (dr - 4, dc - 4) == tuple(env._object - env._agent)  # the key's offset from the agent
+    row, col = env._agent
+    assert obs[offsets : offsets + 4].tolist() == [row == 0, col == 4, row == 4, col == 0]  # walls
     for action in path_to(env._agent, env._object):
         obs, *_ = env.step(action)
-    assert obs[cells : 2 * cells].sum() == 0  # the key is gone once picked up
+    assert obs[:offsets].sum() == 0  # the key is gone once picked up
     while env._phase < 2:
         obs, *_ = env.step(away_move(env))
     with_key = obs.copy()
@@ -88,6 +92,20 @@ def test_random_policy_success_rate_is_calibrated(kd1k_arrays: dict) -> None:
     starts = kd1k_arrays["episode_starts"]
     returns = np.add.reduceat(kd1k_arrays["rewards"].astype(float), starts)
     assert 0.015 <= returns.mean() <= 0.06  # paper: 3.1%
+
+
+def test_wall_bits_follow_the_agent() -> None:
+    env = KeyToDoorEnv(phase_lengths=(20, 8, 8))
+    env.reset(seed=1)
+    env._object = None
+    for _ in range(5):  # walk into the top-left corner
+        env.step(UP)
+        env.step(LEFT)
+    obs = env._observation()
+    assert tuple(env._agent) == (0, 0) and obs[81:85].tolist() == [1, 0, 0, 1]
+    env.step(DOWN)
+    env.step(RIGHT)
+    assert env._observation()[81:85].tolist() == [0, 0, 0, 0]
 
 
 def test_invalid_parameters_and_actions_are_rejected() -> None:

@@ -11,7 +11,7 @@ import pytest
 from offbench.data import cache, store
 from offbench.errors import OffbenchError
 
-PINNED_1K = "0ce917c0b4a0429d6b772cba6f1f62554bf92f30a9fbc4d749c33e2cc6a3a6a3"
+PINNED_1K = "1883c783c610fc1e6201106736628a3f4f77b9b2ba0404ae096fec40eb5bd656"
 
 
 def test_generation_is_deterministic_and_matches_the_pinned_digest(kd1k_arrays: dict) -> None:
@@ -21,7 +21,7 @@ def test_generation_is_deterministic_and_matches_the_pinned_digest(kd1k_arrays: 
     info = cache.info("keytodoor-1k")
     assert info["cached"] and info["content_sha256"] == PINNED_1K and info["path"] == str(path)
     assert info["episodes"] == 1000 and info["transitions"] == len(kd1k_arrays["rewards"])
-    assert info["action_space"] == "Discrete(4)" and info["observation_space"] == "Box(uint8, shape=(53,))"
+    assert info["action_space"] == "Discrete(4)" and info["observation_space"] == "Box(uint8, shape=(88,))"
     assert 0 < info["return_mean"] < 0.06 and info["return_min"] == 0 and info["return_max"] == 1
 
 

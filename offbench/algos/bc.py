@@ -25,7 +25,7 @@ from offbench.errors import UsageError
 
 @dataclass
 class BCConfig(AlgoConfig):
-    """CORL's BC defaults for D4RL locomotion; Key-to-Door uses a shorter budget."""
+    """CORL's BC defaults for D4RL locomotion; Key-to-Door: a short budget and greedy actions."""
 
     steps: int = 1_000_000
     batch_size: int = 256
@@ -38,7 +38,7 @@ class BCConfig(AlgoConfig):
 
     DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
         "keytodoor": dict(steps=2_000, batch_size=128, eval_every=500, eval_episodes=100, lr=1e-3,
-                          normalize_obs=False),
+                          normalize_obs=False, sample_actions=False),
     }
 
 

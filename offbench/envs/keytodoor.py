@@ -14,10 +14,16 @@ start of every phase. The episode is truncated if the door is not reached by the
 Actions (``Discrete(4)``): 0 up, 1 right, 2 down, 3 left; moving into a wall leaves the agent in
 place.
 
-Observation (``Box(0, 1, (2 * room_size**2 + 3,), uint8)``), the concatenation of
-- the agent's cell, one-hot over ``room_size**2`` cells (row-major);
-- the object's cell, one-hot: the key in phase 1 until picked up, the door in phase 3, else zeros;
+Observation (``Box(0, 1, ((2 * room_size - 1)**2 + 4 + 3,), uint8)``; 88 for 5x5): an egocentric
+view, as in MiniGrid, the concatenation of
+- the object's offset from the agent, one-hot over the ``(2 * room_size - 1)**2`` possible
+  (row, column) offsets (row-major, offset (0, 0) in the middle): the key in phase 1 until picked
+  up, the door in phase 3, all zeros otherwise;
+- four wall bits: whether a wall is directly up, right, down, left of the agent;
 - the phase, one-hot over 3.
+The direction to the object is read off directly, and what is learned at one cell carries over to
+the others (an absolute-position one-hot made policies fit per-cell noise from the few successful
+episodes).
 Whether the key is held is *not* observed in phases 2 and 3: a policy must remember it, which is
 what makes this a credit-assignment task (the reward arrives 9 to 23 steps after the key).
 
@@ -63,8 +69,8 @@ class KeyToDoorEnv(gym.Env[np.ndarray, np.int64]):
         self.phase_lengths = tuple(int(n) for n in phase_lengths)
         self.max_episode_steps = sum(self.phase_lengths)
         self.render_mode = render_mode
-        cells = self.room_size**2
-        self.observation_space = spaces.Box(0, 1, shape=(2 * cells + 3,), dtype=np.uint8)
+        self.offsets = (2 * self.room_size - 1) ** 2
+        self.observation_space = spaces.Box(0, 1, shape=(self.offsets + 4 + 3,), dtype=np.uint8)
         self.action_space = spaces.Discrete(4)
         self._phase_ends = np.cumsum(self.phase_lengths)
         self._t = 0
@@ -86,12 +92,14 @@ class KeyToDoorEnv(gym.Env[np.ndarray, np.int64]):
         self._object = self._random_cell(exclude=self._agent) if phase in (0, 2) else None
 
     def _observation(self) -> np.ndarray:
-        cells = self.room_size**2
-        obs = np.zeros(2 * cells + 3, dtype=np.uint8)
-        obs[self._agent[0] * self.room_size + self._agent[1]] = 1
+        width, last = 2 * self.room_size - 1, self.room_size - 1
+        obs = np.zeros(self.observation_space.shape, dtype=np.uint8)
         if self._object is not None:
-            obs[cells + self._object[0] * self.room_size + self._object[1]] = 1
-        obs[2 * cells + self._phase] = 1
+            dr, dc = self._object - self._agent + last
+            obs[dr * width + dc] = 1
+        row, col = self._agent
+        obs[self.offsets : self.offsets + 4] = (row == 0, col == last, row == last, col == 0)
+        obs[self.offsets + 4 + self._phase] = 1
         return obs
 
     def _info(self) -> dict[str, Any]:
