@@ -120,6 +120,8 @@ def info(name: str, as_json: bool) -> None:
         click.echo(json.dumps(facts, indent=2))
         return
     t = Table(show_header=False, title=name)
+    t.add_column("fact", no_wrap=True)
+    t.add_column("value", overflow="fold")
     for k, v in facts.items():
         t.add_row(k, "—" if v is None else str(v))
     console.print(t)
