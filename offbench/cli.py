@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from offbench import __version__
-from offbench.errors import OffbenchError
+from offbench.errors import Interrupted, OffbenchError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -50,7 +51,7 @@ class OffbenchGroup(click.Group):
         except OffbenchError as e:
             if debug:
                 raise
-            click.echo(f"error: {e}", err=True)
+            click.echo(str(e) if isinstance(e, Interrupted) else f"error: {e}", err=True)
             sys.exit(e.exit_code)
         except KeyboardInterrupt:
             click.echo("interrupted: run the same command again to resume unfinished runs", err=True)
@@ -174,11 +175,15 @@ def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int
     from offbench.launch import plan_runs, run_plans
     from offbench.paths import default_results_root, ensure_writable
 
+    signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops workers and keeps checkpoints, like Ctrl-C
     root = results or default_results_root()
     plans = plan_runs(_split(envs), _split(algos), seeds, root, list(sets), steps, eval_episodes)
     ensure_writable(root)
-    with _RunDisplay() as display:
-        outcome = run_plans(plans, device=device, workers=workers, report=display.report)
+    try:
+        with _RunDisplay() as display:
+            outcome = run_plans(plans, device=device, workers=workers, report=display.report)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted: run the same command again to resume unfinished runs") from None
     for s in outcome.skipped:
         console.print(f"skipped (finished): {s['dataset']}/{s['algo']}/seed-{s['seed']} score {s['score_last']:.1f}")
     console.print(f"{len(outcome.finished)} finished, {len(outcome.skipped)} already done, "
@@ -187,6 +192,10 @@ def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int
         for plan, why in outcome.failed:
             click.echo(f"error: {plan.label}: {why}", err=True)
         sys.exit(1)
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
 
 
 def _split(text: str) -> list[str]:

@@ -18,6 +18,12 @@ class UsageError(OffbenchError):
     exit_code = 2
 
 
+class Interrupted(OffbenchError):
+    """The user stopped a command (Ctrl-C or SIGTERM): exit code 130, as shells expect."""
+
+    exit_code = 130
+
+
 def closest(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
     """The valid names closest to ``name``, best first (substring matches count as close)."""
     choices = sorted(set(choices))

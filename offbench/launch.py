@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import os
 import queue
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -74,13 +75,26 @@ class RunOutcome:
 Reporter = Callable[[str, str, int, int, "float | None"], None]  # (event, label, step, total, score)
 
 
-def _worker_init(threads: int) -> None:
+_events: Any = None  # in a worker: the queue that carries progress events to the parent
+
+
+def _worker_init(threads: int, events: Any) -> None:
+    global _events
+    _events = events
     torch.set_num_threads(threads)
+    parent = os.getppid()
+
+    def exit_with_parent() -> None:  # a worker never outlives the command that started it
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
 
 
-def _worker(plan: RunPlan, device: str, events: Any) -> dict[str, Any]:
+def _worker(plan: RunPlan, device: str) -> dict[str, Any]:
     def progress(step: int, total: int, score: float | None) -> None:
-        events.put(("progress", plan.label, step, total, score))
+        _events.put(("progress", plan.label, step, total, score))
 
     return execute(plan, device=device, progress=progress)
 
@@ -123,33 +137,33 @@ def run_plans(plans: list[RunPlan], device: str = "auto", workers: int | None = 
         return outcome
     threads = max(1, (os.cpu_count() or 1) // n) if dev.type == "cpu" else 1
     ctx = mp.get_context("spawn")
-    with ctx.Manager() as manager:
-        events = manager.Queue()
-        with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(threads,)) as pool:
-            futures: dict[Future, RunPlan] = {}
-            for plan in todo:
-                futures[pool.submit(_worker, plan, device, events)] = plan
-                report("start", plan.label, 0, plan.config.steps, None)
-            pending = set(futures)
-            try:
-                while pending:
-                    done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                    _drain(events, report)
-                    for fut in done:
-                        plan = futures[fut]
-                        try:
-                            summary = fut.result()
-                        except Exception as e:  # noqa: BLE001  (a failed run must not stop the others)
-                            outcome.failed.append((plan, f"{type(e).__name__}: {e}"))
-                            report("failed", plan.label, 0, 0, None)
-                            continue
-                        outcome.finished.append(summary)
-                        report("done", plan.label, summary["steps"], summary["steps"], summary["score_last"])
-            except KeyboardInterrupt:
-                pool.shutdown(wait=False, cancel_futures=True)
-                for proc in list(getattr(pool, "_processes", {}).values()):
-                    proc.terminate()
-                raise
+    events = ctx.Queue()
+    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(threads, events)) as pool:
+        futures: dict[Future, RunPlan] = {}
+        for plan in todo:
+            futures[pool.submit(_worker, plan, device)] = plan
+            report("start", plan.label, 0, plan.config.steps, None)
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                _drain(events, report)
+                for fut in done:
+                    plan = futures[fut]
+                    try:
+                        summary = fut.result()
+                    except Exception as e:  # noqa: BLE001  (a failed run must not stop the others)
+                        outcome.failed.append((plan, f"{type(e).__name__}: {e}"))
+                        report("failed", plan.label, 0, 0, None)
+                        continue
+                    outcome.finished.append(summary)
+                    report("done", plan.label, summary["steps"], summary["steps"], summary["score_last"])
+        except KeyboardInterrupt:
+            workers_ = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in workers_:  # checkpoints are atomic, so stopping mid-step loses nothing
+                proc.terminate()
+            raise
     return outcome
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from offbench import __version__
 from offbench.algos.base import AlgoConfig, Algorithm, get_algorithm
 from offbench.data import cache
 from offbench.data.spec import get_spec
+from offbench.errors import OffbenchError
 from offbench.evaluate import rollout
 from offbench.paths import atomic_path, write_json_atomic, write_text_atomic
 from offbench.results import RunDir, config_hash, read_json, read_metrics
@@ -114,8 +117,31 @@ def execute(plan: RunPlan, device: str = "auto", progress: Progress | None = Non
     done = read_json(run.summary)
     if done is not None:
         return done
-    cfg = plan.config
     run.root.mkdir(parents=True, exist_ok=True)
+    with run_lock(run.root / ".lock", plan.label):
+        return _execute(plan, device, progress, checkpoint_seconds)
+
+
+@contextlib.contextmanager
+def run_lock(path: Path, label: str) -> Iterator[None]:
+    """Hold an exclusive lock on a run for as long as it executes (released by the OS on exit)."""
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise OffbenchError(f"{label} is being run by another offbench process; wait for it or stop it") from None
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _execute(plan: RunPlan, device: str, progress: Progress | None, checkpoint_seconds: float) -> dict[str, Any]:
+    run = plan.dir
+    done = read_json(run.summary)  # another process may have finished it before we took the lock
+    if done is not None:
+        return done
+    cfg = plan.config
     if not run.config.is_file():
         write_json_atomic(run.config, {"dataset": plan.dataset, "algo": plan.algo, "seed": plan.seed,
                                        "config_hash": plan.config_hash, "config": cfg.to_dict(),

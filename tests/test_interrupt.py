@@ -1,0 +1,82 @@
+"""Stopping `offbench run` with worker processes: Ctrl-C, kill -9, and two commands on one run."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from offbench.results import RunDir
+from offbench.train import run_lock
+from tests.test_cli import offbench
+
+ARGS = ["run", "--algo", "bc", "--env", "keytodoor-1k", "--seeds", "2", "--workers", "2", "--steps", "200000",
+        "--eval-episodes", "4", "--set", "eval_every=200"]
+
+
+def start(results: Path) -> subprocess.Popen:
+    """Start a long run in its own session (signals as from a terminal reach the whole group)."""
+    return subprocess.Popen([sys.executable, "-m", "offbench", *ARGS, "--results", str(results)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def wait_for_checkpoints(results: Path, n: int) -> None:
+    deadline = time.monotonic() + 120
+    while len(list(results.glob("*/*/*/seed-*/checkpoint.pt"))) < n:
+        assert time.monotonic() < deadline, "no checkpoint appeared"
+        time.sleep(0.1)
+
+
+def group_gone(pgid: int, timeout: float = 15) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_ctrl_c_stops_every_worker_and_the_run_resumes(isolated: Path) -> None:
+    assert offbench("fetch", "keytodoor-1k").returncode == 0
+    results = isolated / "r"
+    proc = start(results)
+    wait_for_checkpoints(results, 2)
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == ["interrupted: run the same command again to resume unfinished runs"]
+    assert group_gone(proc.pid)
+    assert not list(results.glob("*/*/*/seed-*/summary.json"))
+    steps = [RunDir(d).checkpoint for d in results.glob("*/*/*/seed-*")]
+    assert len(steps) == 2 and all(p.is_file() for p in steps)
+    finish = offbench(*[a if a != "200000" else "400" for a in ARGS], "--results", str(results))
+    # a different --steps is a different config: the interrupted runs are left as they were
+    assert finish.returncode == 0 and all(p.is_file() for p in steps)
+
+
+def test_workers_do_not_outlive_a_killed_command(isolated: Path) -> None:
+    assert offbench("fetch", "keytodoor-1k").returncode == 0
+    results = isolated / "r"
+    proc = start(results)
+    wait_for_checkpoints(results, 1)
+    proc.kill()  # SIGKILL: no chance to clean up
+    proc.communicate(timeout=30)
+    assert group_gone(proc.pid), "worker processes kept running after their command was killed"
+
+
+def test_a_run_in_progress_elsewhere_is_not_touched(isolated: Path) -> None:
+    results = isolated / "r"
+    args = ["run", "--algo", "bc", "--env", "keytodoor-1k", "--steps", "20", "--workers", "1", "--results", str(results)]
+    first = offbench(*args, "--seeds", "1")
+    assert first.returncode == 0
+    seed1 = next(results.glob("*/*/*")) / "seed-1"
+    seed1.mkdir()
+    with run_lock(seed1 / ".lock", "test"):
+        p = offbench(*args, "--seeds", "2")
+    assert p.returncode == 1 and "being run by another offbench process" in p.stderr
+    assert not (seed1 / "summary.json").exists() and not (seed1 / "metrics.jsonl").exists()
