@@ -174,8 +174,10 @@ def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int
     """
     from offbench.launch import plan_runs, run_plans
     from offbench.paths import default_results_root, ensure_writable
+    from offbench.train import resolve_device
 
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops workers and keeps checkpoints, like Ctrl-C
+    resolve_device(device)  # fail before anything runs
     root = results or default_results_root()
     plans = plan_runs(_split(envs), _split(algos), seeds, root, list(sets), steps, eval_episodes)
     ensure_writable(root)

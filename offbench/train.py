@@ -18,7 +18,7 @@ from offbench import __version__
 from offbench.algos.base import AlgoConfig, Algorithm, get_algorithm
 from offbench.data import cache
 from offbench.data.spec import get_spec
-from offbench.errors import OffbenchError
+from offbench.errors import OffbenchError, UsageError
 from offbench.evaluate import rollout
 from offbench.paths import atomic_path, write_json_atomic, write_text_atomic
 from offbench.results import RunDir, config_hash, read_json, read_metrics
@@ -50,10 +50,13 @@ class RunPlan:
 
 
 def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU."""
+    """``auto`` -> CUDA when present, else CPU; asking for CUDA without it is an error."""
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    dev = torch.device(device)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available here; use --device auto or cpu")
+    return dev
 
 
 def evaluate(algo: Algorithm, plan: RunPlan, step: int) -> dict[str, Any]:

@@ -55,6 +55,14 @@ def test_invalid_numbers_are_usage_errors() -> None:
     assert "lr" in one_line_error(offbench("run", "--algo", "bc", "--env", "keytodoor-1k", "--set", "lr=fast"), 2)
 
 
+def test_cuda_without_a_gpu_is_a_usage_error() -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert "--device auto or cpu" in one_line_error(offbench("run", "--algo", "bc", "--env", "keytodoor-1k", "--device", "cuda"), 2)
+
+
 def test_unwritable_results_fail_before_training(isolated: Path) -> None:
     blocker = isolated / "file"
     blocker.write_text("not a directory")
