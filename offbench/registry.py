@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Generic, TypeVar
 
@@ -50,10 +50,3 @@ class Registry(Generic[T]):
     def names(self) -> list[str]:
         self._load_plugins()
         return sorted(self._items)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.names())
-
-    def __contains__(self, name: object) -> bool:
-        self._load_plugins()
-        return name in self._items

@@ -6,7 +6,6 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from offbench.data.spec import all_specs
@@ -84,8 +83,3 @@ def to_csv(long: pd.DataFrame) -> str:
     buf = io.StringIO()
     long.rename(columns={"column": "algo"}).round({"mean": 4, "std": 4}).to_csv(buf, index=False)
     return buf.getvalue()
-
-
-def summary_stats(long: pd.DataFrame) -> dict[str, float]:
-    """Mean of the per-dataset means for every column (used by benchmarks)."""
-    return {c: float(np.mean(g["mean"])) for c, g in long.groupby("column")}

@@ -44,9 +44,6 @@ class AlgoConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def replace(self, **changes: Any) -> AlgoConfig:
-        return dataclasses.replace(self, **changes)
-
     def with_overrides(self, overrides: dict[str, str]) -> AlgoConfig:
         """Apply ``--set key=value`` strings, parsing each value as the field's type."""
         by_name = {f.name: f for f in fields(self)}

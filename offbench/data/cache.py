@@ -10,7 +10,7 @@ from offbench import __version__
 from offbench.data import store
 from offbench.data.dataset import Dataset
 from offbench.data.sources import get_source
-from offbench.data.spec import DatasetSpec, all_specs, get_spec
+from offbench.data.spec import all_specs, get_spec
 from offbench.errors import OffbenchError
 from offbench.paths import cache_root, inside
 
@@ -96,8 +96,3 @@ def list_datasets() -> list[dict[str, Any]]:
                      "cached": path.is_file(), "size_bytes": path.stat().st_size if path.is_file() else None,
                      "description": spec.description})
     return rows
-
-
-def spec_of(name: str) -> DatasetSpec:
-    """Alias of :func:`offbench.data.spec.get_spec` for callers that only import the cache."""
-    return get_spec(name)

@@ -83,9 +83,3 @@ def read(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         raise OffbenchError(f"{path}: not a readable offbench cache file ({e}); delete it and fetch again") from None
     validate(arrays, str(path))
     return arrays, attrs
-
-
-def read_attrs(path: Path) -> dict[str, Any]:
-    """Only the attributes (cheap: no array is read)."""
-    with h5py.File(path, "r") as f:
-        return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
