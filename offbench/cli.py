@@ -53,9 +53,6 @@ class OffbenchGroup(click.Group):
                 raise
             click.echo(str(e) if isinstance(e, Interrupted) else f"error: {e}", err=True)
             sys.exit(e.exit_code)
-        except KeyboardInterrupt:
-            click.echo("interrupted: run the same command again to resume unfinished runs", err=True)
-            sys.exit(130)
 
 
 @click.group(cls=OffbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -32,9 +32,9 @@ class DTConfig(AlgoConfig):
 
     Key-to-Door (the paper publishes no hyperparameters for it): the whole episode (24 steps) is
     the context; a small model (embed 32, 2 layers, no dropout), lr 1e-2 decayed by a cosine to
-    1e-3 over 10k steps, chosen
-    by measurement so that three seeds train in minutes on a 2-core CPU; greedy actions, as the
-    paper's BC scoring below the random policy implies deterministic evaluation.
+    1e-3 over 10k steps, chosen by measurement so that three seeds train in minutes on a 2-core
+    CPU; greedy actions, as the paper's BC scoring below the random policy implies deterministic
+    evaluation.
     """
 
     steps: int = 100_000
@@ -65,9 +65,8 @@ class DTConfig(AlgoConfig):
 
     DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
         "keytodoor": dict(steps=10_000, batch_size=64, eval_every=2_000, eval_episodes=100, context=24,
-                          embed_dim=32, n_layers=2, dropout=0.0, lr=1e-2, warmup_steps=100, lr_schedule="cosine",
-                          rtg_scale=1.0,
-                          normalize_obs=False, sample_actions=False),
+                          embed_dim=32, n_layers=2, dropout=0.0, lr=1e-2, warmup_steps=100,
+                          lr_schedule="cosine", rtg_scale=1.0, normalize_obs=False, sample_actions=False),
     }
 
 
