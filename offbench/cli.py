@@ -82,7 +82,7 @@ def list_cmd(what: str) -> None:
     from offbench.data.cache import list_datasets
 
     if what in ("datasets", "all"):
-        t = Table(title="datasets")
+        t = Table(title="datasets", caption="every dataset also has a '-sparse' variant (delayed reward), derived on load")
         for col in ("name", "domain", "source", "cached", "size", "description"):
             t.add_column(col)
         for row in list_datasets():
@@ -126,26 +126,52 @@ def info(name: str, as_json: bool) -> None:
 
 
 @main.command()
-@click.argument("names", nargs=-1, required=True)
+@click.argument("names", nargs=-1)
+@click.option("--all", "fetch_all", is_flag=True, help="Every registered dataset (not the -sparse variants, derived on load).")
 @click.option("--force", is_flag=True, help="Rebuild even if cached (the old file stays until the new one is complete).")
-def fetch(names: tuple[str, ...], force: bool) -> None:
-    """Make datasets available in the cache ($OFFBENCH_HOME, default ~/.cache/offbench).
+@click.option("--mirror", metavar="BASE", envvar="OFFBENCH_MIRROR", default=None,
+              help="Download from a mirror holding the upstream files under the same relative paths ($OFFBENCH_MIRROR).")
+@click.option("--from-file", "from_file", type=click.Path(path_type=Path), default=None,
+              help="Import a D4RL HDF5 file copied from elsewhere (one dataset).")
+@click.option("--from-dir", "from_dir", type=click.Path(path_type=Path), default=None,
+              help="Import a Minari dataset directory or a DQN-replay directory (one dataset).")
+@click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True, help="Parallel downloads.")
+def fetch(names: tuple[str, ...], fetch_all: bool, force: bool, mirror: str | None, from_file: Path | None,
+          from_dir: Path | None, workers: int) -> None:
+    """Download or build datasets into the cache ($OFFBENCH_HOME, default ~/.cache/offbench).
 
-    NAMES are dataset names or globs.
+    NAMES are dataset names or globs. Interrupted downloads resume where they stopped.
 
     \b
     Example:
       offbench fetch keytodoor-1k keytodoor-10k
-      offbench fetch 'keytodoor-*'
+      offbench fetch 'hopper-*' --mirror http://mirror.example.org/offline_rl/
+      offbench fetch walker2d-medium --from-file ~/walker2d_medium-v2.hdf5
     """
-    from offbench.data.cache import fetch as fetch_dataset, is_cached
-    from offbench.data.spec import resolve_names
+    from offbench.data.cache import check_local_import, fetch as fetch_dataset, is_cached
+    from offbench.data.spec import base_names, resolve_names
 
-    for name in resolve_names(list(names)):
-        was = is_cached(name)
-        path = fetch_dataset(name, force=force)
-        state = "already cached" if was and not force else "cached"
-        console.print(f"{name}: {state} at {path}")
+    if not names and not fetch_all:
+        raise click.UsageError("name the datasets to fetch, or pass --all")
+    if from_file and from_dir:
+        raise click.UsageError("give --from-file or --from-dir, not both")
+    chosen = base_names() if fetch_all else resolve_names(list(names))
+    local = from_file or from_dir
+    check_local_import(chosen, local)
+    with _download_progress() as progress:
+        for name in chosen:
+            was = is_cached(name)
+            path = fetch_dataset(name, force=force, mirror=mirror, local=local, workers=workers, progress=progress)
+            state = "already cached" if was and not force and local is None else "cached"
+            console.print(f"{name}: {state} at {path}")
+
+
+def _download_progress() -> Progress:
+    """Bars with bytes, speed and time left on a terminal; silent otherwise."""
+    from rich.progress import DownloadColumn, TransferSpeedColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                    TimeRemainingColumn(), console=err_console, disable=not err_console.is_terminal)
 
 
 @main.command()

@@ -17,7 +17,6 @@ import torch
 from offbench import __version__
 from offbench.algos.base import AlgoConfig, Algorithm, get_algorithm
 from offbench.data import cache
-from offbench.data.spec import get_spec
 from offbench.errors import OffbenchError, UsageError
 from offbench.evaluate import rollout
 from offbench.paths import atomic_path, write_json_atomic, write_text_atomic
@@ -61,7 +60,7 @@ def resolve_device(device: str) -> torch.device:
 
 def evaluate(algo: Algorithm, plan: RunPlan, step: int) -> dict[str, Any]:
     """Evaluate at every default target (return-conditioned) or once; seeded by (seed, step)."""
-    spec = get_spec(plan.dataset)
+    spec = cache.run_spec(plan.dataset)
     targets = list(spec.target_returns) if algo.return_conditioned else [None]
     episodes = plan.config.eval_episodes
     results = []
@@ -153,7 +152,7 @@ def _execute(plan: RunPlan, device: str, progress: Progress | None, checkpoint_s
     rng = np.random.default_rng(plan.seed)
     dev = resolve_device(device)
     data = cache.load(plan.dataset)
-    spec = get_spec(plan.dataset)
+    spec = cache.run_spec(plan.dataset)
     algo = get_algorithm(plan.algo)(cfg, data, spec, dev)
     steps = cfg.steps if algo.trainable else 0
     sampler = algo.make_sampler(data, rng) if steps else None

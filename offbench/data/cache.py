@@ -1,7 +1,14 @@
-"""The dataset cache: fetch (build and store), load, describe and list datasets."""
+"""The dataset cache: fetch (build and store), load, describe and list datasets.
+
+Layout under the cache root: ``datasets/<name>.hdf5`` canonical files, and ``downloads/<source>/``
+the upstream files as downloaded (each with a ``.json`` record of URL, size and sha256), kept so
+that a rebuild (``--force``) needs no network. A ``-sparse`` variant has no file of its own: it is
+derived from its base dataset's file when loaded.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from pathlib import Path
 from typing import Any
@@ -9,38 +16,46 @@ from typing import Any
 from offbench import __version__
 from offbench.data import store
 from offbench.data.dataset import Dataset
-from offbench.data.sources import get_source
-from offbench.data.spec import all_specs, get_spec
-from offbench.errors import OffbenchError
+from offbench.data.sources import FetchContext, get_source
+from offbench.data.spec import DatasetSpec, all_specs, get_spec
+from offbench.data.variants import delayed_rewards
+from offbench.errors import OffbenchError, UsageError
 from offbench.paths import cache_root, inside
 
 
 def dataset_path(name: str) -> Path:
     """Where the canonical file of dataset ``name`` lives (whether or not it exists)."""
-    return inside(cache_root(), "datasets", f"{get_spec(name).name}.hdf5")
+    return inside(cache_root(), "datasets", f"{get_spec(name).stored_as}.hdf5")
 
 
 def is_cached(name: str) -> bool:
     return dataset_path(name).is_file()
 
 
-def fetch(name: str, force: bool = False) -> Path:
+def fetch(name: str, force: bool = False, mirror: str | None = None, local: Path | None = None,
+          workers: int = 4, progress: Any = None) -> Path:
     """Make dataset ``name`` available in the cache and return its path.
 
-    Already cached: nothing is done (unless ``force``). Otherwise the source builds the arrays,
-    their ``content_sha256`` is checked against ``datasets.toml`` when it pins one, and only then
-    is the canonical file written (atomically). On any failure the cache is left as it was.
+    Already cached: nothing is done (unless ``force``). Otherwise the source downloads (from
+    ``mirror`` if given) or imports (``local``: a file or directory copied from elsewhere) the
+    data and converts it; the arrays' ``content_sha256`` is checked against ``datasets.toml`` when
+    it pins one, and only then is the canonical file written (atomically). On any failure the
+    cache holds no file under the dataset's name that was not there before.
     """
     spec = get_spec(name)
+    if spec.base:
+        return fetch(spec.base, force, mirror, local, workers, progress)
     path = dataset_path(name)
-    if path.is_file() and not force:
+    if path.is_file() and not force and local is None:
         return path
-    arrays, attrs = get_source(spec.source)(spec)
+    ctx = FetchContext(downloads=inside(cache_root(), "downloads"), mirror=mirror,
+                       local=local, workers=workers, progress=progress)
+    arrays, attrs = get_source(spec.source)(spec, ctx)
     digest = store.content_sha256(arrays)
     if spec.content_sha256 and digest != spec.content_sha256:
-        raise OffbenchError(
-            f"{name}: content sha256 {digest[:16]}... differs from the pinned {spec.content_sha256[:16]}...; not cached"
-        )
+        where = f" (from {attrs['origin']})" if attrs.get("origin") else ""
+        raise OffbenchError(f"{name}: content sha256 {digest[:16]}... differs from the pinned "
+                            f"{spec.content_sha256[:16]}...{where}; not cached")
     attrs = {**attrs, "name": spec.name, "source": spec.source, "content_sha256": digest,
              "offbench_version": __version__,
              "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
@@ -50,13 +65,33 @@ def fetch(name: str, force: bool = False) -> Path:
 
 def load(name: str, fetch_missing: bool = True) -> Dataset:
     """Load dataset ``name`` from the cache (fetching it first if needed and allowed)."""
+    spec = get_spec(name)
     path = dataset_path(name)
     if not path.is_file():
         if not fetch_missing:
             raise OffbenchError(f"{name} is not cached; run 'offbench fetch {name}'")
         fetch(name)
     arrays, attrs = store.read(path)
-    return Dataset.from_arrays(arrays, name=name, attrs=attrs)
+    data = Dataset.from_arrays(arrays, name=spec.stored_as, attrs=attrs)
+    if spec.reward == "delayed":
+        data = delayed_rewards(data, spec.name)
+    return data
+
+
+def run_spec(name: str) -> DatasetSpec:
+    """The spec with reference returns filled in from the cached file where the registry has none
+    (Minari datasets carry theirs in their metadata)."""
+    spec = get_spec(name)
+    if spec.ref_min_return is not None and spec.ref_max_return is not None:
+        return spec
+    path = dataset_path(name)
+    attrs = store.read_attrs(path) if path.is_file() else {}
+    lo, hi = attrs.get("ref_min_return"), attrs.get("ref_max_return")
+    if lo is None or hi is None:
+        raise OffbenchError(f"{name}: no reference returns in datasets.toml nor in the cached data "
+                            f"({'not cached' if not path.is_file() else 'its metadata has none'}); "
+                            "add ref_min_return and ref_max_return to its datasets.toml entry")
+    return dataclasses.replace(spec, ref_min_return=float(lo), ref_max_return=float(hi))
 
 
 def _space_repr(data: Dataset) -> tuple[str, str]:
@@ -66,33 +101,49 @@ def _space_repr(data: Dataset) -> tuple[str, str]:
     return obs, f"Box({data.actions.dtype}, shape={tuple(data.actions.shape[1:])})"
 
 
+PROVENANCE = ("origin", "file_sha256", "downloaded", "minari_id", "recipe", "checkpoints_read")
+
+
 def info(name: str) -> dict[str, Any]:
-    """A dataset's facts: registry entry, and when cached its counts, returns, spaces and digest."""
+    """A dataset's facts: registry entry, and when cached its counts, returns, spaces and provenance."""
     spec = get_spec(name)
     path = dataset_path(name)
     facts: dict[str, Any] = {
         "name": spec.name, "cached": path.is_file(), "path": str(path), "domain": spec.domain,
         "source": spec.source, "env": spec.env, "description": spec.description,
+        "derived_from": spec.base or None, "reward": spec.reward,
         "episodes": None, "transitions": None, "return_min": None, "return_mean": None,
         "return_max": None, "observation_space": None, "action_space": None,
+        "ref_min_return": spec.ref_min_return, "ref_max_return": spec.ref_max_return,
         "content_sha256": spec.content_sha256 or None, "size_bytes": None, "created": None,
+        "origin": spec.params.get("minari_id") or spec.params.get("file") or None,
     }
     if facts["cached"]:
         data = load(name, fetch_missing=False)
         facts.update(data.summary())
         facts["observation_space"], facts["action_space"] = _space_repr(data)
-        facts["content_sha256"] = data.attrs.get("content_sha256")
+        facts["content_sha256"] = data.attrs.get("content_sha256") if not spec.base else None
         facts["created"] = data.attrs.get("created")
         facts["size_bytes"] = path.stat().st_size
+        facts["ref_min_return"], facts["ref_max_return"] = (run_spec(name).ref_min_return, run_spec(name).ref_max_return)
+        facts.update({k: data.attrs[k] for k in PROVENANCE if k in data.attrs})
     return facts
 
 
 def list_datasets() -> list[dict[str, Any]]:
-    """One row per registered dataset: name, domain, source, cached, size on disk."""
+    """One row per stored dataset (variants are not listed): name, domain, source, cached, size."""
     rows = []
     for name, spec in all_specs().items():
+        if spec.base:
+            continue
         path = dataset_path(name)
         rows.append({"name": name, "domain": spec.domain, "source": spec.source,
                      "cached": path.is_file(), "size_bytes": path.stat().st_size if path.is_file() else None,
                      "description": spec.description})
     return rows
+
+
+def check_local_import(names: list[str], local: Path | None) -> None:
+    """``--from-file``/``--from-dir`` name one dataset's data: refuse it with several names."""
+    if local is not None and len(names) != 1:
+        raise UsageError(f"--from-file/--from-dir import one dataset, but {len(names)} were named")

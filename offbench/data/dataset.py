@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -21,11 +22,14 @@ class Dataset:
     episode_starts: np.ndarray
     name: str = ""
     attrs: dict[str, Any] = field(default_factory=dict)
+    next_observations: np.ndarray | None = None  # as stored upstream (D4RL, Minari), when present
+    stack_indices: np.ndarray | None = None  # Atari: (N, stack) rows of each state's frames, -1 = zero frame
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray], name: str = "", attrs: dict[str, Any] | None = None) -> Dataset:
         keys = ("observations", "actions", "rewards", "terminals", "timeouts", "episode_starts")
-        return cls(**{k: arrays[k] for k in keys}, name=name, attrs=dict(attrs or {}))
+        return cls(**{k: arrays[k] for k in keys}, name=name, attrs=dict(attrs or {}),
+                   next_observations=arrays.get("next_observations"), stack_indices=arrays.get("stack_indices"))
 
     # -- shape facts ---------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -100,8 +104,20 @@ class Dataset:
         steps = keep[self.episode_index]
         lengths = self.episode_lengths[keep]
         starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+        stacks = None
+        if self.stack_indices is not None:  # renumber frame rows; -1 (zero frame) stays -1
+            new_row = np.full(len(self) + 1, -1, dtype=np.int64)
+            new_row[np.flatnonzero(steps)] = np.arange(int(steps.sum()))
+            stacks = new_row[self.stack_indices[steps]].astype(np.int32)
+        nxt = None if self.next_observations is None else self.next_observations[steps]
         return Dataset(self.observations[steps], self.actions[steps], self.rewards[steps],
-                       self.terminals[steps], self.timeouts[steps], starts, self.name, dict(self.attrs))
+                       self.terminals[steps], self.timeouts[steps], starts, self.name, dict(self.attrs),
+                       next_observations=nxt, stack_indices=stacks)
+
+    def with_rewards(self, rewards: np.ndarray, name: str) -> Dataset:
+        """The same steps with other rewards (for reward variants)."""
+        return dataclasses.replace(self, rewards=np.asarray(rewards, dtype=np.float32), name=name,
+                                   attrs=dict(self.attrs))
 
     def summary(self) -> dict[str, Any]:
         """Counts and return statistics (for ``offbench info``)."""

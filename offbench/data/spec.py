@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import os
 import sys
@@ -18,6 +19,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
+SPARSE = "-sparse"
 COMMON_KEYS = {
     "description", "domain", "source", "env", "env_kwargs", "max_episode_steps",
     "ref_min_return", "ref_max_return", "score", "target_returns", "content_sha256",
@@ -33,23 +35,38 @@ class DatasetSpec:
     source: str
     env: str
     max_episode_steps: int
-    ref_min_return: float
-    ref_max_return: float
+    ref_min_return: float | None
+    ref_max_return: float | None
     target_returns: tuple[float, ...]
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     score: str = "normalized score"
     description: str = ""
     content_sha256: str = ""
     params: dict[str, Any] = field(default_factory=dict)
+    base: str = ""  # for a derived variant: the dataset it is derived from
+    reward: str = "dense"  # "delayed": each episode's whole return on its last step (the -sparse variants)
+
+    @property
+    def stored_as(self) -> str:
+        """The dataset whose cache file holds the data (itself, or the base of a variant)."""
+        return self.base or self.name
 
     def normalize(self, episode_return: float) -> float:
         """Normalized score: 0 at the reference minimum, 100 at the reference maximum."""
+        if self.ref_min_return is None or self.ref_max_return is None:
+            raise OffbenchError(f"{self.name}: no reference returns yet (they come with the data: fetch it first)")
         return 100.0 * (episode_return - self.ref_min_return) / (self.ref_max_return - self.ref_min_return)
+
+    def sparse(self) -> DatasetSpec:
+        """The delayed-reward variant ``<name>-sparse``, derived from this dataset when loaded."""
+        return dataclasses.replace(
+            self, name=f"{self.name}{SPARSE}", base=self.name, reward="delayed", content_sha256="",
+            description=f"{self.name} with each episode's return on its last step, zeros elsewhere",
+        )
 
     @classmethod
     def from_toml(cls, name: str, table: dict[str, Any]) -> DatasetSpec:
-        missing = {"domain", "source", "env", "max_episode_steps", "ref_min_return",
-                   "ref_max_return", "target_returns"} - table.keys()
+        missing = {"domain", "source", "env", "max_episode_steps", "target_returns"} - table.keys()
         if missing:
             raise OffbenchError(f"datasets.toml: [{name}] lacks {', '.join(sorted(missing))}")
         return cls(
@@ -59,14 +76,18 @@ class DatasetSpec:
             env=table["env"],
             env_kwargs=dict(table.get("env_kwargs", {})),
             max_episode_steps=int(table["max_episode_steps"]),
-            ref_min_return=float(table["ref_min_return"]),
-            ref_max_return=float(table["ref_max_return"]),
+            ref_min_return=_float_or_none(table.get("ref_min_return")),
+            ref_max_return=_float_or_none(table.get("ref_max_return")),
             target_returns=tuple(float(t) for t in table["target_returns"]),
             score=table.get("score", "normalized score"),
             description=table.get("description", ""),
             content_sha256=table.get("content_sha256", ""),
             params={k: v for k, v in table.items() if k not in COMMON_KEYS},
         )
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def registry_path() -> Path:
@@ -83,7 +104,11 @@ def _load(path: Path, mtime: float) -> dict[str, DatasetSpec]:
         tables = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise OffbenchError(f"cannot read dataset registry {path}: {e}") from None
-    return {name: DatasetSpec.from_toml(name, t) for name, t in tables.items()}
+    specs = {name: DatasetSpec.from_toml(name, t) for name, t in tables.items()}
+    for name in list(specs):
+        if not name.endswith(SPARSE):
+            specs.setdefault(f"{name}{SPARSE}", specs[name].sparse())
+    return specs
 
 
 def all_specs() -> dict[str, DatasetSpec]:
@@ -104,13 +129,22 @@ def get_spec(name: str) -> DatasetSpec:
     return specs[name]
 
 
+def base_names() -> list[str]:
+    """Every dataset stored in its own right (not a derived variant)."""
+    return [name for name, spec in all_specs().items() if not spec.base]
+
+
 def resolve_names(patterns: list[str]) -> list[str]:
-    """Expand names and globs (``keytodoor-*``) into registered names, in order, without repeats."""
+    """Expand names and globs (``keytodoor-*``) into registered names, in order, without repeats.
+
+    A glob matches derived variants only if it names them (``*-sparse``).
+    """
     specs = all_specs()
     out: list[str] = []
     for pattern in patterns:
         if any(ch in pattern for ch in "*?["):
-            matches = sorted(fnmatch.filter(specs, pattern))
+            pool = specs if pattern.endswith(SPARSE) else base_names()
+            matches = sorted(fnmatch.filter(pool, pattern))
             if not matches:
                 raise UsageError(f"no dataset matches '{pattern}' (see 'offbench list datasets')")
         else:

@@ -2,7 +2,8 @@
 
 Layout (h5py): datasets ``observations`` (N, ...), ``actions`` (N, ...), ``rewards`` (N,) float32,
 ``terminals`` (N,) bool, ``timeouts`` (N,) bool, ``episode_starts`` (E,) int64, and optionally
-``next_observations`` (N, ...). File attributes hold provenance: ``name``, ``source``,
+``next_observations`` (N, ...) and, for frame-stacked data (Atari), ``stack_indices`` (N, stack)
+int32: the rows of each state's frames, -1 for a zero frame. File attributes hold provenance: ``name``, ``source``,
 ``content_sha256``, ``offbench_version``, ``created``, plus source-specific keys.
 Files are written to a temporary name and renamed when complete, so a file under its final name
 is always whole.
@@ -22,8 +23,8 @@ from offbench.errors import OffbenchError
 from offbench.paths import atomic_path
 
 REQUIRED = ("observations", "actions", "rewards", "terminals", "timeouts", "episode_starts")
-OPTIONAL = ("next_observations",)
-PER_STEP = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations")
+OPTIONAL = ("next_observations", "stack_indices")
+PER_STEP = ("observations", "actions", "rewards", "terminals", "timeouts", "next_observations", "stack_indices")
 
 
 def content_sha256(arrays: dict[str, np.ndarray]) -> str:
@@ -64,13 +65,25 @@ def validate(arrays: dict[str, np.ndarray], where: str) -> None:
 def write(path: Path, arrays: dict[str, np.ndarray], attrs: dict[str, Any]) -> None:
     """Write the canonical file atomically (temporary name, then rename)."""
     validate(arrays, str(path))
-    with atomic_path(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            for key, a in arrays.items():
-                f.create_dataset(key, data=a, compression="gzip", compression_opts=1,
-                                 chunks=True if a.size else None)
-            for key, value in attrs.items():
-                f.attrs[key] = value if isinstance(value, (str, int, float, bool)) else json.dumps(value)
+    try:
+        with atomic_path(path) as tmp:
+            with h5py.File(tmp, "w") as f:
+                for key, a in arrays.items():
+                    f.create_dataset(key, data=a, compression="gzip", compression_opts=1,
+                                     chunks=True if a.size else None)
+                for key, value in attrs.items():
+                    f.attrs[key] = value if isinstance(value, (str, int, float, bool)) else json.dumps(value)
+    except OSError as e:
+        raise OffbenchError(f"cannot write {path}: {e.strerror or e} (disk full?); nothing was cached") from None
+
+
+def read_attrs(path: Path) -> dict[str, Any]:
+    """The attributes (provenance) of a canonical file, without reading its arrays."""
+    try:
+        with h5py.File(path, "r") as f:
+            return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
+    except OSError as e:
+        raise OffbenchError(f"{path}: not a readable offbench cache file ({e}); delete it and fetch again") from None
 
 
 def read(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:

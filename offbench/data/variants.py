@@ -1,4 +1,4 @@
-"""Derived datasets: filtering episodes by return (the data side of %BC)."""
+"""Derived datasets: delayed (sparse) rewards, and filtering episodes by return (the data side of %BC)."""
 
 from __future__ import annotations
 
@@ -33,3 +33,10 @@ def successful(data: Dataset) -> Dataset:
     """Episodes that reach the dataset's best return (for binary-reward tasks: the successes)."""
     returns = data.episode_returns
     return data.select_episodes(returns >= returns.max() - 1e-9)
+
+
+def delayed_rewards(data: Dataset, name: str = "") -> Dataset:
+    """Each episode's whole return on its last step and zeros elsewhere (DT paper, sec. 5.4)."""
+    rewards = np.zeros(len(data), dtype=np.float64)
+    rewards[data.episode_ends - 1] = data.episode_returns
+    return data.with_rewards(rewards, name or f"{data.name}-sparse")

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from offbench.data.sources import SOURCES
+from offbench.data.sources import SOURCES, FetchContext
 from offbench.data.spec import DatasetSpec
 from offbench.envs.keytodoor import KeyToDoorEnv
 
@@ -44,7 +44,7 @@ def random_trajectories(env: KeyToDoorEnv, episodes: int, seed: int) -> dict[str
 
 
 @SOURCES.register("keytodoor")
-def build(spec: DatasetSpec) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+def build(spec: DatasetSpec, ctx: FetchContext | None = None) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
     """Generate ``spec.params['episodes']`` random trajectories with seed ``spec.params['seed']``."""
     episodes, seed = int(spec.params["episodes"]), int(spec.params["seed"])
     env = KeyToDoorEnv(**spec.env_kwargs)

@@ -1,0 +1,189 @@
+"""HTTP downloads into the cache: resume with Range requests, Content-Length, sha256, progress.
+
+A file is fetched to ``<dest>.part``; an interrupted transfer leaves the ``.part`` file, and the
+next attempt asks the server for the remaining bytes only (``Range: bytes=N-``). A file counts as
+complete only when its size equals the server's Content-Length and its sha256 matches the pinned
+one (if any); then a record ``<dest>.json`` (url, size, sha256, when) is written and the file is
+renamed to ``dest``. Several files download in parallel threads.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import hashlib
+import http.client
+import json
+import os
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from offbench.errors import OffbenchError
+from offbench.paths import write_json_atomic
+
+CHUNK = 1 << 20
+TIMEOUT_S = 60
+ALTERNATIVES = "use --mirror BASE (or $OFFBENCH_MIRROR) or --from-file/--from-dir with a copy made elsewhere"
+
+
+@dataclass(frozen=True)
+class Download:
+    """One file to fetch: where from, where to, and the sha256 it must have (empty: any)."""
+
+    url: str
+    dest: Path
+    sha256: str = ""
+
+
+@dataclass(frozen=True)
+class Downloaded:
+    """A complete file in the cache and its record."""
+
+    url: str
+    path: Path
+    size: int
+    sha256: str
+    fetched: str
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def record_path(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".json")
+
+
+def completed(job: Download) -> Downloaded | None:
+    """The record of a previous complete download of ``job``, if the file is still intact in size."""
+    rec, dest = record_path(job.dest), job.dest
+    try:
+        r = json.loads(rec.read_text())
+        if dest.stat().st_size != r["size"] or (job.sha256 and r["sha256"] != job.sha256):
+            return None
+        return Downloaded(url=r["url"], path=dest, size=r["size"], sha256=r["sha256"], fetched=r["fetched"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def discard(dest: Path) -> None:
+    """Forget a downloaded file (e.g. after it failed to convert), so the next fetch starts over."""
+    for p in (dest, record_path(dest), dest.with_name(dest.name + ".part")):
+        p.unlink(missing_ok=True)
+
+
+def _open(url: str, offset: int) -> Any:
+    req = urllib.request.Request(url, headers={"User-Agent": "offbench", "Accept-Encoding": "identity"})
+    if offset:
+        req.add_header("Range", f"bytes={offset}-")
+    try:
+        return urllib.request.urlopen(req, timeout=TIMEOUT_S)
+    except urllib.error.HTTPError as e:
+        if e.code == 416 and offset:  # the partial file is not a prefix the server knows: start over
+            return None
+        raise OffbenchError(f"cannot download {url}: HTTP {e.code} {e.reason}; {ALTERNATIVES}") from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+        reason = getattr(e, "reason", None) or e
+        raise OffbenchError(f"cannot download {url}: {reason}; {ALTERNATIVES}") from None
+
+
+def _total_size(resp: Any, offset: int, url: str) -> tuple[int | None, int]:
+    """(total size or None, offset the body starts at) from a 200 or 206 response."""
+    if resp.status == 206:
+        m = re.match(r"bytes (\d+)-\d+/(\d+|\*)", resp.headers.get("Content-Range", ""))
+        if not m or int(m.group(1)) != offset:
+            raise OffbenchError(f"cannot resume {url}: the server answered an unexpected Content-Range")
+        return (None if m.group(2) == "*" else int(m.group(2))), offset
+    length = resp.headers.get("Content-Length")
+    return (int(length) if length is not None else None), 0
+
+
+def download(job: Download, progress: Any = None) -> Downloaded:
+    """Fetch ``job.url`` to ``job.dest`` (resuming a ``.part`` file) and verify it; see module doc.
+
+    ``progress`` is an optional ``rich.progress.Progress``. Raises :class:`OffbenchError` with one
+    line naming the URL on any failure; a partial file is kept only where resuming can finish it.
+    """
+    done = completed(job)
+    if done is not None:
+        return done
+    job.dest.parent.mkdir(parents=True, exist_ok=True)
+    part = job.dest.with_name(job.dest.name + ".part")
+    offset = part.stat().st_size if part.exists() else 0
+    resp = _open(job.url, offset)
+    if resp is None:
+        part.unlink(missing_ok=True)
+        offset = 0
+        resp = _open(job.url, 0)
+    task = None
+    with resp:
+        total, offset = _total_size(resp, offset, job.url)
+        if progress is not None:
+            task = progress.add_task(job.dest.name, total=total, completed=offset)
+        written = offset
+        try:
+            with open(part, "r+b" if offset else "wb") as f:
+                f.seek(offset)
+                f.truncate()
+                while True:
+                    try:
+                        chunk = resp.read(CHUNK)
+                    except (http.client.IncompleteRead, OSError) as e:
+                        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+                            raise
+                        break  # the connection dropped: the size check below reports it
+                    if not chunk:
+                        break
+                    f.write(chunk)
+                    written += len(chunk)
+                    if task is not None:
+                        progress.update(task, completed=written)
+                f.flush()
+                os.fsync(f.fileno())
+        except OSError as e:
+            part.unlink(missing_ok=True)
+            raise OffbenchError(f"cannot write {part}: {e.strerror or e} (disk full?); nothing was cached") from None
+    if total is not None and written != total:
+        raise OffbenchError(f"download of {job.url} stopped at {written:,} of {total:,} bytes; "
+                            "run the same fetch again to resume it")
+    digest = sha256_file(part)
+    if job.sha256 and digest != job.sha256:
+        part.unlink()
+        raise OffbenchError(f"{job.url}: sha256 {digest[:16]}... differs from the pinned {job.sha256[:16]}...; "
+                            "the file was discarded (a mirror with a different file?)")
+    fetched = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    rec = {"url": job.url, "size": written, "sha256": digest, "fetched": fetched}
+    os.replace(part, job.dest)
+    write_json_atomic(record_path(job.dest), rec)
+    return Downloaded(url=job.url, path=job.dest, size=written, sha256=digest, fetched=fetched)
+
+
+def download_all(jobs: Iterable[Download], workers: int = 4, progress: Any = None) -> list[Downloaded]:
+    """Download several files in parallel threads; results in the order of ``jobs``.
+
+    Every transfer runs to its end (complete, or a ``.part`` left to resume) before the first
+    error is raised.
+    """
+    jobs = list(jobs)
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs) or 1))) as pool:
+        futures = [pool.submit(download, j, progress) for j in jobs]
+        errors = [f.exception() for f in futures]
+    for e in errors:
+        if e is not None:
+            raise e
+    return [f.result() for f in futures]
+
+
+def url_join(base: str, relative: str) -> str:
+    """``base`` + ``relative`` with exactly one slash between them."""
+    return base.rstrip("/") + "/" + relative.lstrip("/")

@@ -1,0 +1,330 @@
+"""DQN-replay (Agarwal et al., batch_rl) Atari data, subsampled with the Decision Transformer recipe.
+
+Upstream: per checkpoint ``N``, gzip-compressed ``.npy`` files under
+``dqn/<Game>/<run>/replay_logs/``: ``$store$_observation_ckpt.N.gz`` (rows, 84, 84) uint8 single
+frames, ``$store$_action`` int32, ``$store$_reward`` float32, ``$store$_terminal`` uint8, and
+``add_count_ckpt.N.gz`` (0-d), ``invalid_range_ckpt.N.gz``. The buffer is circular; before each
+episode it holds ``stack - 1`` zero padding rows (dopamine's frame-stack convention).
+
+Recipe (DT paper, ``create_dataset`` in its Atari code): repeatedly pick a checkpoint at random,
+continue reading it from its own cursor within its first ``per_checkpoint`` rows, take about
+``trajectories_per_visit`` whole episodes, until ``transitions`` rows are collected. Here only whole
+episodes are kept (partial ones at the read limit, at the buffer's start and around its write
+cursor are skipped), and the padding rows are dropped: they are not environment steps. The cache
+keeps single uint8 frames plus ``stack_indices`` (rows, stack): the rows of the frames that make
+each state, -1 where the stack reaches before the episode start (a zero frame).
+
+Nothing is unpickled: ``.npy`` headers are parsed with numpy's format reader and object dtypes
+are refused.
+"""
+
+from __future__ import annotations
+
+import gzip
+import zlib
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+
+from offbench.data.download import Download, discard, download, url_join
+from offbench.data.sources import SOURCES, Arrays, FetchContext
+from offbench.data.spec import DatasetSpec
+from offbench.errors import OffbenchError
+
+STORE = ("observation", "action", "reward", "terminal")
+EXTRA = ("add_count", "invalid_range")
+FRAME = (84, 84)
+
+
+def file_name(element: str, ckpt: int) -> str:
+    """Upstream file name of one element of checkpoint ``ckpt``."""
+    prefix = "$store$_" if element in STORE else ""
+    return f"{prefix}{element}_ckpt.{ckpt}.gz"
+
+
+# -- reading gzip-compressed .npy without unpickling ---------------------------------------------
+class NpyStream:
+    """A gzip-compressed ``.npy`` file opened for sequential reading of its rows."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.f: BinaryIO = gzip.open(path, "rb")  # type: ignore[assignment]
+        try:
+            version = np.lib.format.read_magic(self.f)
+            reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            self.shape, fortran, self.dtype = reader(self.f)
+        except (OSError, EOFError, ValueError, zlib.error) as e:
+            self.f.close()
+            raise OffbenchError(f"{path}: not a gzip-compressed .npy file ({e})") from None
+        if self.dtype.hasobject or fortran:
+            self.f.close()
+            raise OffbenchError(f"{path}: object or Fortran-ordered arrays are not accepted")
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize if self.shape else 0
+        self.pos = 0
+
+    def __enter__(self) -> NpyStream:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.f.close()
+
+    @property
+    def rows(self) -> int:
+        return self.shape[0] if self.shape else 0
+
+    def read(self, count: int, out: np.ndarray | None = None) -> np.ndarray:
+        """The next ``count`` rows (into ``out`` if given)."""
+        count = min(count, self.rows - self.pos)
+        if out is None:
+            out = np.empty((count, *self.shape[1:]), dtype=self.dtype)
+        view = memoryview(out.reshape(-1).view(np.uint8))[: count * self.row_bytes]
+        got = 0
+        try:
+            while got < len(view):
+                n = self.f.readinto(view[got:])  # type: ignore[attr-defined]
+                if not n:
+                    break
+                got += n
+        except (OSError, EOFError, zlib.error) as e:
+            raise OffbenchError(f"{self.path}: damaged or truncated ({e})") from None
+        if got != len(view):
+            raise OffbenchError(f"{self.path}: truncated: ended after {self.pos + got // max(self.row_bytes, 1)} "
+                                f"of {self.rows} rows")
+        self.pos += count
+        return out[:count]
+
+    def skip(self, count: int) -> None:
+        """Move past ``count`` rows."""
+        step = max(1, (64 << 20) // max(self.row_bytes, 1))
+        while count > 0:
+            n = min(step, count)
+            self.read(n)
+            count -= n
+
+    def read_all(self) -> np.ndarray:
+        if not self.shape:
+            data = self.f.read(self.dtype.itemsize)
+            if len(data) != self.dtype.itemsize:
+                raise OffbenchError(f"{self.path}: truncated")
+            return np.frombuffer(data, dtype=self.dtype).reshape(())
+        return self.read(self.rows)
+
+
+# -- one checkpoint ------------------------------------------------------------------------------
+@dataclass
+class Checkpoint:
+    """The first ``limit`` rows of one checkpoint: small arrays in memory, frames read on demand."""
+
+    files: dict[str, Path]
+    limit: int
+    stack: int
+    actions: np.ndarray = field(init=False)
+    rewards: np.ndarray = field(init=False)
+    terminals: np.ndarray = field(init=False)
+    episodes: list[tuple[int, int]] = field(init=False)  # (first row, last row) of whole episodes
+    cursor: int = 0
+
+    def __post_init__(self) -> None:
+        obs_path = self.files["observation"]
+        with NpyStream(obs_path) as s:
+            rows = s.rows
+            if s.dtype != np.uint8 or tuple(s.shape[1:]) != FRAME:
+                raise OffbenchError(f"{obs_path}: frames are {s.dtype} {tuple(s.shape[1:])}, expected uint8 {FRAME}")
+        small = {}
+        for element in ("action", "reward", "terminal"):
+            with NpyStream(self.files[element]) as s:
+                if s.shape[:1] != (rows,) or len(s.shape) != 1:
+                    raise OffbenchError(f"{self.files[element]}: has shape {s.shape} but the checkpoint's "
+                                        f"observations have {rows} rows (mismatched lengths)")
+                small[element] = s.read(min(self.limit, rows))
+        with NpyStream(self.files["add_count"]) as s:
+            add_count = int(s.read_all())
+        with NpyStream(self.files["invalid_range"]) as s:
+            invalid = {int(i) for i in s.read_all().reshape(-1)}
+        self.actions = small["action"].astype(np.int64)
+        self.rewards = small["reward"].astype(np.float32)
+        self.terminals = small["terminal"].astype(bool)
+        self.episodes = whole_episodes(self.terminals, self.stack - 1, fresh=add_count <= rows, invalid=invalid)
+
+    def take(self, n: int) -> list[tuple[int, int]]:
+        """The next ``n`` whole episodes from this checkpoint's cursor (fewer near its end)."""
+        eps = self.episodes[self.cursor : self.cursor + n]
+        self.cursor += len(eps)
+        return eps
+
+    def frames(self, first: int, last: int) -> np.ndarray:
+        """Frames of rows ``first..last`` (inclusive)."""
+        with NpyStream(self.files["observation"]) as s:
+            s.skip(first)
+            return s.read(last - first + 1)
+
+
+def whole_episodes(terminals: np.ndarray, pad: int, fresh: bool, invalid: set[int]) -> list[tuple[int, int]]:
+    """(first, last) rows of every whole episode: it follows a terminal and ``pad`` padding rows
+    (or the buffer's start, when the buffer never wrapped), ends at a terminal, and neither it nor
+    its padding touches the invalid rows around the write cursor."""
+    ends = np.flatnonzero(terminals)
+    starts = list(ends + 1 + pad)
+    if fresh:
+        starts.insert(0, pad)
+    out = []
+    for s in starts:
+        later = ends[ends >= s]
+        if not len(later):
+            break
+        e = int(later[0])
+        if invalid.isdisjoint(range(s - pad, e + 1)):
+            out.append((int(s), e))
+    return out
+
+
+# -- the subset ----------------------------------------------------------------------------------
+class Files:
+    """Locates (downloading in parallel, a few checkpoints ahead) the files of each checkpoint."""
+
+    def __init__(self, spec: DatasetSpec, ctx: FetchContext) -> None:
+        self.spec, self.ctx = spec, ctx
+        self.rel_dir = f"dqn/{spec.params['game']}/{spec.params['run']}/replay_logs"
+        self.local = self._local_dir() if ctx.local is not None else None
+        self.pool = ThreadPoolExecutor(max_workers=max(1, ctx.workers)) if self.local is None else None
+        self.pending: dict[int, list[Future]] = {}
+        self.sources: list[str] = []
+
+    def _local_dir(self) -> Path:
+        root = self.ctx.require_local(self.spec, "a DQN-replay directory")
+        for cand in (root, root / "replay_logs", root / self.rel_dir, root / self.rel_dir.split("/", 1)[1]):
+            if (cand / file_name("observation", 0)).exists() or any(cand.glob("$store$_observation_ckpt.*.gz")):
+                return cand
+        raise OffbenchError(f"{root}: no DQN-replay checkpoint files ($store$_observation_ckpt.N.gz) in it or in "
+                            f"{self.rel_dir} below it")
+
+    def prefetch(self, ckpt: int) -> None:
+        if self.pool is None or ckpt in self.pending:
+            return
+        base = self.ctx.base_url(self.spec)
+        jobs = []
+        for element in STORE + EXTRA:
+            rel = f"{self.rel_dir}/{file_name(element, ckpt)}"
+            url = url_join(base, rel.replace("$", "%24"))
+            jobs.append(Download(url, self.ctx.download_path(self.spec, rel)))
+        self.pending[ckpt] = [self.pool.submit(download, j, self.ctx.progress) for j in jobs]
+
+    def get(self, ckpt: int) -> dict[str, Path]:
+        elements = STORE + EXTRA
+        if self.local is not None:
+            files = {e: self.local / file_name(e, ckpt) for e in elements}
+            missing = [str(p) for p in files.values() if not p.is_file()]
+            if missing:
+                raise OffbenchError(f"{missing[0]}: missing from the DQN-replay directory")
+            self.sources.extend(str(p) for p in files.values())
+            return files
+        self.prefetch(ckpt)
+        got = [f.result() for f in self.pending[ckpt]]
+        self.sources.extend(g.url for g in got)
+        return {e: g.path for e, g in zip(elements, got)}
+
+    def discard(self, ckpt: int) -> None:
+        if self.local is None:
+            for f in self.pending.get(ckpt, []):
+                if f.done() and f.exception() is None:
+                    discard(f.result().path)
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def picks(seed: int, first: int, count: int) -> Iterator[int]:
+    """The checkpoint visited at each step: uniform over ``first..first+count-1``, deterministic."""
+    rng = np.random.default_rng(seed)
+    while True:
+        yield from (int(c) for c in rng.integers(first, first + count, size=1024))
+
+
+def sample_subset(spec: DatasetSpec, ctx: FetchContext) -> tuple[Arrays, dict[str, Any]]:
+    """Collect whole episodes with the DT recipe until ``transitions`` rows; canonical arrays."""
+    p = spec.params
+    target, limit, per_visit = int(p["transitions"]), int(p["per_checkpoint"]), int(p["trajectories_per_visit"])
+    first, count, stack = int(p.get("first_checkpoint", 0)), int(p["checkpoints"]), int(p.get("frame_stack", 4))
+    files = Files(spec, ctx)
+    ckpts: dict[int, Checkpoint] = {}
+    frames = np.empty((target + limit, *FRAME), dtype=np.uint8)  # pages are touched only as filled
+    actions, rewards, starts, n = [], [], [], 0
+    exhausted: set[int] = set()
+    order = picks(int(p["seed"]), first, count)
+    lookahead: list[int] = []
+    try:
+        while n < target and len(exhausted) < count:
+            while len(lookahead) < 64:
+                lookahead.append(next(order))
+            c = lookahead.pop(0)
+            for ahead in dict.fromkeys([c, *lookahead]):  # distinct, in visiting order
+                if sum(k not in ckpts for k in files.pending) >= ctx.workers:
+                    break
+                if ahead not in exhausted:
+                    files.prefetch(ahead)
+            if c in exhausted:
+                continue
+            if c not in ckpts:
+                paths = files.get(c)
+                try:
+                    ckpts[c] = Checkpoint(paths, limit, stack)
+                except OffbenchError:
+                    files.discard(c)
+                    raise
+            ck = ckpts[c]
+            eps = ck.take(per_visit)
+            if not eps:
+                exhausted.add(c)
+                continue
+            lo, hi = eps[0][0] - (stack - 1), eps[-1][1]
+            window = ck.frames(lo, hi)
+            for s, e in eps:
+                pad = window[s - (stack - 1) - lo : s - lo]
+                if pad.any() or ck.actions[s - stack + 1 : s].any() or ck.rewards[s - stack + 1 : s].any():
+                    raise OffbenchError(f"{ck.files['observation']}: rows {s - stack + 1}-{s - 1} before the episode "
+                                        f"at row {s} are not zero padding; not a DQN-replay checkpoint")
+                length = e - s + 1
+                if n + length > len(frames):
+                    break
+                frames[n : n + length] = window[s - lo : e - lo + 1]
+                actions.append(ck.actions[s : e + 1])
+                rewards.append(ck.rewards[s : e + 1])
+                starts.append(n)
+                n += length
+    finally:
+        files.close()
+    if not starts:
+        raise OffbenchError(f"{spec.name}: the checkpoints hold no whole episode within their first {limit} rows")
+    terminals = np.zeros(n, dtype=bool)
+    ends = np.append(starts[1:], n) - 1
+    terminals[ends] = True
+    arrays = {
+        "observations": frames[:n],
+        "actions": np.concatenate(actions),
+        "rewards": np.concatenate(rewards),
+        "terminals": terminals,
+        "timeouts": np.zeros(n, dtype=bool),
+        "episode_starts": np.asarray(starts, dtype=np.int64),
+    }
+    arrays["stack_indices"] = stack_indices(arrays["episode_starts"], n, stack)
+    attrs = {"origin": files.local and str(files.local) or url_join(ctx.base_url(spec), files.rel_dir),
+             "checkpoints_read": sorted(ckpts), "frame_stack": stack, "num_actions": int(p["num_actions"]),
+             "recipe": f"DT: random checkpoint of {first}..{first + count - 1}, {per_visit} whole episodes per visit "
+                       f"from a per-checkpoint cursor within the first {limit} rows, until {target} transitions"}
+    return arrays, attrs
+
+
+def stack_indices(episode_starts: np.ndarray, n: int, stack: int) -> np.ndarray:
+    """(n, stack) int32 rows of each state's frames, oldest first; -1 before the episode start."""
+    rows = np.arange(n, dtype=np.int64)
+    start_of = np.repeat(episode_starts, np.diff(np.append(episode_starts, n)))
+    idx = rows[:, None] + np.arange(-(stack - 1), 1)[None, :]
+    return np.where(idx >= start_of[:, None], idx, -1).astype(np.int32)
+
+
+SOURCES.register("dqn_replay")(sample_subset)

@@ -1,0 +1,157 @@
+"""Minari datasets, through minari's own API (``download_dataset``, ``load_dataset``).
+
+The minari root is ``$MINARI_DATASETS_PATH`` (default ``~/.minari/datasets``) and the remote
+``$MINARI_REMOTE``, as minari itself reads them. A dataset directory copied from elsewhere is
+imported with ``--from-dir``. Episodes become canonical arrays: observations ``[:-1]`` and
+``next_observations`` ``[1:]`` of minari's ``T+1`` observations, terminations -> ``terminals``,
+truncations -> ``timeouts``; the reference returns come from the dataset's metadata.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from offbench.data.sources import SOURCES, Arrays, FetchContext
+from offbench.data.spec import DatasetSpec
+from offbench.errors import OffbenchError
+
+METADATA_KEYS = ("dataset_id", "total_episodes", "total_steps", "observation_space", "action_space",
+                 "minari_version", "data_format")
+
+
+def data_dir(path: Path) -> Path:
+    """The ``data`` directory of a minari dataset directory (or ``path`` itself if it is one)."""
+    return path if (path / "metadata.json").exists() or path.name == "data" else path / "data"
+
+
+def check_metadata(data: Path) -> dict[str, Any]:
+    """Read ``data/metadata.json``; one-line error naming the file if it is missing or malformed."""
+    meta_path = data / "metadata.json"
+    try:
+        meta = json.loads(meta_path.read_text())
+    except FileNotFoundError:
+        raise OffbenchError(f"{meta_path}: missing; not a minari dataset directory") from None
+    except (OSError, ValueError) as e:
+        raise OffbenchError(f"{meta_path}: not valid JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise OffbenchError(f"{meta_path}: expected a JSON object")
+    missing = [k for k in METADATA_KEYS if k not in meta]
+    if missing:
+        raise OffbenchError(f"{meta_path}: missing {', '.join(missing)}")
+    return meta
+
+
+def open_dataset(data: Path) -> Any:
+    """A ``minari.MinariDataset`` for a checked ``data`` directory."""
+    import minari
+
+    check_metadata(data)
+    try:
+        return minari.MinariDataset(data)
+    except Exception as e:  # minari raises ValueError, KeyError, AssertionError, OSError...
+        raise OffbenchError(f"{data}: minari cannot read this dataset ({type(e).__name__}: {e})") from None
+
+
+def load_by_id(dataset_id: str) -> Any:
+    """Load ``dataset_id`` from the minari root, downloading it from the remote when absent."""
+    import minari
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    if ".." in dataset_id.split("/") or dataset_id.startswith("/"):
+        raise OffbenchError(f"refusing minari id '{dataset_id}': it would leave the minari root")
+    data = get_dataset_path(dataset_id) / "data"
+    if not data.exists():
+        try:
+            with _quiet("huggingface_hub", "minari"):  # their retry logs would bury our one-line error
+                minari.download_dataset(dataset_id)
+        except Exception as e:  # network, remote or version errors
+            raise OffbenchError(f"cannot download minari dataset {dataset_id} (remote "
+                                f"{minari_remote()}): {type(e).__name__}: {e}; use --from-dir with a copy "
+                                "of the dataset directory, or set MINARI_REMOTE") from None
+    return open_dataset(data)
+
+
+@contextlib.contextmanager
+def _quiet(*loggers: str) -> Iterator[None]:
+    saved = [(logging.getLogger(n), logging.getLogger(n).level) for n in loggers]
+    for logger, _ in saved:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in saved:
+            logger.setLevel(level)
+
+
+def minari_remote() -> str:
+    return os.environ.get("MINARI_REMOTE", "hf://farama-minari")
+
+
+def to_arrays(ds: Any, where: str) -> Arrays:
+    """Concatenate a minari dataset's episodes into canonical arrays."""
+    obs, nxt, act, rew, term, trunc, starts = [], [], [], [], [], [], []
+    n = 0
+    for ep in ds.iterate_episodes():
+        o = ep.observations
+        if isinstance(o, dict) or not isinstance(o, np.ndarray):
+            raise OffbenchError(f"{where}: dict or tuple observations are not supported yet")
+        t = len(ep.actions)
+        if len(o) != t + 1 or len(ep.rewards) != t:
+            raise OffbenchError(f"{where}: episode {ep.id} has {len(o)} observations for {t} actions")
+        starts.append(n)
+        n += t
+        obs.append(o[:-1])
+        nxt.append(o[1:])
+        act.append(np.asarray(ep.actions))
+        rew.append(np.asarray(ep.rewards, dtype=np.float32))
+        term.append(np.asarray(ep.terminations, dtype=bool))
+        trunc.append(np.asarray(ep.truncations, dtype=bool))
+    if not starts:
+        raise OffbenchError(f"{where}: the dataset has no episodes")
+    actions = np.concatenate(act)
+    actions = actions.astype(np.int64) if np.issubdtype(actions.dtype, np.integer) else actions.astype(np.float32)
+    observations = np.concatenate(obs)
+    fdtype = np.float32 if observations.dtype.kind == "f" else observations.dtype
+    return {
+        "observations": observations.astype(fdtype, copy=False),
+        "next_observations": np.concatenate(nxt).astype(fdtype, copy=False),
+        "actions": actions,
+        "rewards": np.concatenate(rew),
+        "terminals": np.concatenate(term),
+        "timeouts": np.concatenate(trunc),
+        "episode_starts": np.asarray(starts, dtype=np.int64),
+    }
+
+
+@SOURCES.register("minari")
+def build(spec: DatasetSpec, ctx: FetchContext) -> tuple[Arrays, dict[str, Any]]:
+    """Load the spec's ``minari_id`` (or the ``--from-dir`` copy) and convert it."""
+    dataset_id = spec.params["minari_id"]
+    if ctx.local is not None:
+        data = data_dir(ctx.require_local(spec, "a minari dataset directory"))
+        ds = open_dataset(data)
+        origin = str(data.parent.resolve())
+    else:
+        ds = load_by_id(dataset_id)
+        origin = f"minari:{dataset_id} (remote {minari_remote()})"
+    where = str(data_dir(Path(ds.storage.data_path)))
+    if ds.spec.dataset_id != dataset_id:
+        raise OffbenchError(f"{where}: holds minari dataset '{ds.spec.dataset_id}', expected '{dataset_id}'")
+    meta = ds.storage.metadata
+    arrays = to_arrays(ds, where)
+    attrs: dict[str, Any] = {"origin": origin, "minari_id": dataset_id, "minari_version": meta.get("minari_version", "")}
+    for ours, theirs in (("ref_min_return", "ref_min_score"), ("ref_max_return", "ref_max_score")):
+        if meta.get(theirs) is not None:
+            attrs[ours] = float(meta[theirs])
+    if isinstance(ds.action_space, gym.spaces.Discrete):
+        attrs["num_actions"] = int(ds.action_space.n)
+    return arrays, attrs
