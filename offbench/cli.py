@@ -148,7 +148,7 @@ def fetch(names: tuple[str, ...], fetch_all: bool, force: bool, mirror: str | No
       offbench fetch 'hopper-*' --mirror http://mirror.example.org/offline_rl/
       offbench fetch walker2d-medium --from-file ~/walker2d_medium-v2.hdf5
     """
-    from offbench.data.cache import check_local_import, fetch as fetch_dataset, is_cached
+    from offbench.data.cache import fetch_many
     from offbench.data.spec import base_names, resolve_names
 
     if not names and not fetch_all:
@@ -156,14 +156,22 @@ def fetch(names: tuple[str, ...], fetch_all: bool, force: bool, mirror: str | No
     if from_file and from_dir:
         raise click.UsageError("give --from-file or --from-dir, not both")
     chosen = base_names() if fetch_all else resolve_names(list(names))
-    local = from_file or from_dir
-    check_local_import(chosen, local)
-    with _download_progress() as progress:
-        for name in chosen:
-            was = is_cached(name)
-            path = fetch_dataset(name, force=force, mirror=mirror, local=local, workers=workers, progress=progress)
-            state = "already cached" if was and not force and local is None else "cached"
-            console.print(f"{name}: {state} at {path}")
+    try:
+        with _download_progress() as progress:
+            outcome = fetch_many(chosen, force=force, mirror=mirror, local=from_file or from_dir,
+                                 workers=workers, progress=progress)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted: run the same fetch again to resume the downloads") from None
+    for f in outcome:
+        if f.error is None:
+            console.print(f"{f.name}: {'already cached' if f.already_cached else 'cached'} at {f.path}")
+    failed = [f for f in outcome if f.error is not None]
+    if len(failed) == 1:
+        raise failed[0].error
+    for f in failed:
+        click.echo(f"error: {f.error}", err=True)
+    if failed:
+        sys.exit(1)
 
 
 def _download_progress() -> Progress:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,34 @@ def fetch(name: str, force: bool = False, mirror: str | None = None, local: Path
              "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
     store.write(path, arrays, attrs)
     return path
+
+
+@dataclasses.dataclass(frozen=True)
+class Fetched:
+    """The outcome of fetching one dataset: its cache path, or the error that stopped it."""
+
+    name: str
+    path: Path | None
+    already_cached: bool
+    error: OffbenchError | None = None
+
+
+def fetch_many(names: list[str], force: bool = False, mirror: str | None = None, local: Path | None = None,
+               workers: int = 4, progress: Any = None) -> list[Fetched]:
+    """Fetch several datasets, ``workers`` at a time (downloads overlap); one failure does not stop
+    the others. Variants resolve to their base dataset, fetched once."""
+    check_local_import(names, local)
+    stored = list(dict.fromkeys(get_spec(n).stored_as for n in names))
+
+    def one(name: str) -> Fetched:
+        was = is_cached(name) and not force and local is None
+        try:
+            return Fetched(name, fetch(name, force, mirror, local, workers, progress), was)
+        except OffbenchError as e:
+            return Fetched(name, None, was, e)
+
+    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(stored)))) as pool:
+        return list(pool.map(one, stored))
 
 
 def load(name: str, fetch_missing: bool = True) -> Dataset:

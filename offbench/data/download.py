@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import errno
+import fcntl
 import hashlib
 import http.client
 import json
@@ -78,7 +79,7 @@ def completed(job: Download) -> Downloaded | None:
 
 def discard(dest: Path) -> None:
     """Forget a downloaded file (e.g. after it failed to convert), so the next fetch starts over."""
-    for p in (dest, record_path(dest), dest.with_name(dest.name + ".part")):
+    for p in (dest, record_path(dest), dest.with_name(dest.name + ".part"), dest.with_name(dest.name + ".lock")):
         p.unlink(missing_ok=True)
 
 
@@ -114,10 +115,16 @@ def download(job: Download, progress: Any = None) -> Downloaded:
     ``progress`` is an optional ``rich.progress.Progress``. Raises :class:`OffbenchError` with one
     line naming the URL on any failure; a partial file is kept only where resuming can finish it.
     """
+    job.dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(job.dest.with_name(job.dest.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another fetch of the same file waits, then finds it complete
+        return _download_locked(job, progress)
+
+
+def _download_locked(job: Download, progress: Any) -> Downloaded:
     done = completed(job)
     if done is not None:
         return done
-    job.dest.parent.mkdir(parents=True, exist_ok=True)
     part = job.dest.with_name(job.dest.name + ".part")
     offset = part.stat().st_size if part.exists() else 0
     resp = _open(job.url, offset)

@@ -127,6 +127,7 @@ class Checkpoint:
     terminals: np.ndarray = field(init=False)
     episodes: list[tuple[int, int]] = field(init=False)  # (first row, last row) of whole episodes
     cursor: int = 0
+    _stream: NpyStream | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         obs_path = self.files["observation"]
@@ -157,10 +158,18 @@ class Checkpoint:
         return eps
 
     def frames(self, first: int, last: int) -> np.ndarray:
-        """Frames of rows ``first..last`` (inclusive)."""
-        with NpyStream(self.files["observation"]) as s:
-            s.skip(first)
-            return s.read(last - first + 1)
+        """Frames of rows ``first..last`` (inclusive). Visits only move forward, so one open stream
+        per checkpoint decompresses each row at most once."""
+        if self._stream is None or first < self._stream.pos:
+            self.close()
+            self._stream = NpyStream(self.files["observation"])
+        self._stream.skip(first - self._stream.pos)
+        return self._stream.read(last - first + 1)
+
+    def close(self) -> None:
+        if self._stream is not None:
+            self._stream.f.close()
+            self._stream = None
 
 
 def whole_episodes(terminals: np.ndarray, pad: int, fresh: bool, invalid: set[int]) -> list[tuple[int, int]]:
@@ -298,6 +307,8 @@ def sample_subset(spec: DatasetSpec, ctx: FetchContext) -> tuple[Arrays, dict[st
                 n += length
     finally:
         files.close()
+        for ck in ckpts.values():
+            ck.close()
     if not starts:
         raise OffbenchError(f"{spec.name}: the checkpoints hold no whole episode within their first {limit} rows")
     terminals = np.zeros(n, dtype=bool)
