@@ -36,10 +36,19 @@ class AlgoConfig:
 
     #: Overrides of the defaults above per dataset domain (``keytodoor``, ``mujoco``, ``atari``).
     DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: Overrides per dataset (by name; a ``-sparse`` variant takes its base's), after the domain's.
+    DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: Named sets of overrides chosen with ``--set preset=NAME`` (explicit ``--set`` keys win).
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
 
     @classmethod
     def for_domain(cls, domain: str) -> AlgoConfig:
         return cls(**cls.DOMAIN_DEFAULTS.get(domain, {}))
+
+    @classmethod
+    def for_dataset(cls, spec: DatasetSpec) -> AlgoConfig:
+        """The defaults for ``spec``: class defaults, then its domain's, then its own."""
+        return cls(**{**cls.DOMAIN_DEFAULTS.get(spec.domain, {}), **cls.DATASET_DEFAULTS.get(spec.stored_as, {})})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -48,6 +57,13 @@ class AlgoConfig:
         """Apply ``--set key=value`` strings, parsing each value as the field's type."""
         by_name = {f.name: f for f in fields(self)}
         changes: dict[str, Any] = {}
+        if "preset" in overrides and "preset" not in by_name:
+            raise UsageError(f"{type(self).__name__} has no presets")
+        if "preset" in overrides:
+            name = overrides["preset"]
+            if name not in self.PRESETS:
+                raise UsageError(f"unknown preset '{name}' for {type(self).__name__}; presets: {', '.join(self.PRESETS)}")
+            changes.update(self.PRESETS[name])
         for key, text in overrides.items():
             if key not in by_name:
                 raise UsageError(f"unknown --set key '{key}' for {type(self).__name__}; valid keys: {', '.join(by_name)}")
@@ -93,6 +109,23 @@ class Policy(Protocol):
     def observe(self, rewards: np.ndarray) -> None: ...
 
 
+class MarkovPolicy:
+    """A policy that looks only at the current observation: ``algo.act`` on a batch of them."""
+
+    def __init__(self, algo: TransitionAlgorithm, generator: torch.Generator) -> None:
+        self.algo, self.generator = algo, generator
+
+    def reset(self, n: int) -> None:
+        pass
+
+    @torch.no_grad()
+    def act(self, observations: np.ndarray) -> np.ndarray:
+        return self.algo.act(self.algo.norm(self.algo.to_tensor(observations)), self.generator).cpu().numpy()
+
+    def observe(self, rewards: np.ndarray) -> None:
+        pass
+
+
 class Algorithm:
     """Base class: stores the config, dataset facts and device; subclasses fill in the rest."""
 
@@ -127,11 +160,71 @@ class Algorithm:
         return torch.as_tensor(array, device=self.device).to(dtype)
 
 
+class TransitionAlgorithm(Algorithm):
+    """Shared plumbing for algorithms trained on single transitions (BC family, TD3+BC, IQL, CQL,
+    AWAC): observation normalization, the sampler, batches as tensors, a Markov policy, and
+    ``state_dict`` over the attributes named in ``STATE`` (networks and optimizers)."""
+
+    STATE: ClassVar[tuple[str, ...]] = ()
+    #: Continuous-control algorithms refuse discrete-action datasets with a usage error.
+    continuous_only: ClassVar[bool] = False
+
+    def __init__(self, config: AlgoConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
+        super().__init__(config, data, spec, device)
+        if self.continuous_only and self.discrete:
+            raise UsageError(f"{type(self).__name__} needs continuous actions; {spec.name} has discrete ones")
+        from offbench.algos.nets import ObsNormalizer
+
+        self.obs_dim = int(np.prod(self.obs_shape))
+        self.norm = ObsNormalizer(data.obs_mean, data.obs_std, getattr(config, "normalize_obs", True)).to(device)
+        self.reward_scale = self.reward_scale_for(data)
+
+    def reward_scale_for(self, data: Dataset) -> float:
+        """Multiplier applied to rewards in training batches (1 unless an algorithm says otherwise)."""
+        return 1.0
+
+    def train_data(self, data: Dataset) -> Dataset:
+        """The transitions to train on (all of them unless a subclass filters)."""
+        return data
+
+    def make_sampler(self, data: Dataset, rng: np.random.Generator) -> Any:
+        from offbench.data.dataset import TransitionSampler
+
+        return TransitionSampler(self.train_data(data), self.config.batch_size, rng)
+
+    def tensors(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """The batch on the device: normalized observations, actions, scaled rewards, dones."""
+        out = {"obs": self.norm(self.to_tensor(batch["observations"])),
+               "actions": self.to_tensor(batch["actions"], torch.long if self.discrete else torch.float32)}
+        if "next_observations" in batch:
+            out["next_obs"] = self.norm(self.to_tensor(batch["next_observations"]))
+            out["rewards"] = self.to_tensor(batch["rewards"]) * self.reward_scale
+            out["dones"] = self.to_tensor(batch["dones"])
+        for key in ("weights", "returns"):
+            if key in batch:
+                out[key] = self.to_tensor(batch[key])
+        return out
+
+    def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        """Actions for a batch of normalized observations (evaluation)."""
+        raise NotImplementedError
+
+    def policy(self, target_return: float | None, generator: torch.Generator) -> Policy:
+        return MarkovPolicy(self, generator)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name).state_dict() for name in self.STATE}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name in self.STATE:
+            getattr(self, name).load_state_dict(state[name])
+
+
 ALGORITHMS: Registry[type[Algorithm]] = Registry("algorithm", group="offbench.algorithms")
 
 
 def _import_builtins() -> None:
-    from offbench.algos import bc, dt, random  # noqa: F401  (they register themselves)
+    from offbench.algos import awac, bc, cql, dt, iql, random, td3bc, weighted_bc  # noqa: F401  (they register themselves)
 
 
 def get_algorithm(name: str) -> type[Algorithm]:

@@ -15,9 +15,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from offbench.algos.base import ALGORITHMS, AlgoConfig, Algorithm
-from offbench.algos.nets import ObsNormalizer, mlp, sample_or_argmax
-from offbench.data.dataset import Dataset, TransitionSampler
+from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
+from offbench.algos.nets import mlp, sample_or_argmax
+from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
 from offbench.data.variants import successful, top_fraction
 from offbench.errors import UsageError
@@ -59,68 +59,42 @@ class PBCConfig(BCConfig):
             raise UsageError(f"fraction must be in (0, 1], got {self.fraction}")
 
 
-class MarkovPolicy:
-    """A policy that looks only at the current observation."""
-
-    def __init__(self, algo: BC, generator: torch.Generator) -> None:
-        self.algo, self.generator = algo, generator
-
-    def reset(self, n: int) -> None:
-        pass
-
-    @torch.no_grad()
-    def act(self, observations: np.ndarray) -> np.ndarray:
-        out = self.algo.actor(self.algo.norm(self.algo.to_tensor(observations)))
-        if self.algo.discrete:
-            return sample_or_argmax(out, self.algo.config.sample_actions, self.generator).cpu().numpy()
-        return torch.tanh(out).cpu().numpy()
-
-    def observe(self, rewards: np.ndarray) -> None:
-        pass
-
-
 @ALGORITHMS.register("bc")
-class BC(Algorithm):
+class BC(TransitionAlgorithm):
     """Behaviour cloning with an MLP policy."""
 
     Config = BCConfig
     config: BCConfig
+    STATE = ("actor", "optim")
 
     def __init__(self, config: BCConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
         super().__init__(config, data, spec, device)
-        self.train_data = self.select(data)
-        self.norm = ObsNormalizer(data.obs_mean, data.obs_std, config.normalize_obs).to(device)
-        inp = int(np.prod(self.obs_shape))
-        self.actor = mlp(inp, config.hidden, self.action_dim).to(device)
+        self.actor = mlp(self.obs_dim, config.hidden, self.action_dim).to(device)
         self.optim = torch.optim.Adam(self.actor.parameters(), lr=config.lr)
 
-    def select(self, data: Dataset) -> Dataset:
-        """The episodes to imitate: all of them for plain BC."""
-        return data
+    def bc_losses(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Per sample: cross-entropy (discrete) or mean squared error of tanh outputs (continuous)."""
+        out = self.actor(b["obs"])
+        if self.discrete:
+            return F.cross_entropy(out, b["actions"], reduction="none")
+        return (torch.tanh(out) - b["actions"]).pow(2).mean(-1)
 
-    def make_sampler(self, data: Dataset, rng: np.random.Generator) -> TransitionSampler:
-        return TransitionSampler(self.train_data, self.config.batch_size, rng)
+    def loss(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The training loss and any extra metrics (plain BC: the mean imitation loss)."""
+        return self.bc_losses(b).mean(), {}
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        out = self.actor(self.norm(self.to_tensor(batch["observations"])))
-        if self.discrete:
-            loss = F.cross_entropy(out, self.to_tensor(batch["actions"], torch.long))
-        else:
-            loss = F.mse_loss(torch.tanh(out), self.to_tensor(batch["actions"]))
+        loss, extra = self.loss(self.tensors(batch))
         self.optim.zero_grad(set_to_none=True)
         loss.backward()
         self.optim.step()
-        return {"loss": loss.detach()}
+        return {"loss": loss.detach(), **extra}
 
-    def policy(self, target_return: float | None, generator: torch.Generator) -> MarkovPolicy:
-        return MarkovPolicy(self, generator)
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"actor": self.actor.state_dict(), "optim": self.optim.state_dict()}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.actor.load_state_dict(state["actor"])
-        self.optim.load_state_dict(state["optim"])
+    def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        out = self.actor(obs)
+        if self.discrete:
+            return sample_or_argmax(out, self.config.sample_actions, generator)
+        return torch.tanh(out)
 
 
 @ALGORITHMS.register("pbc")
@@ -130,7 +104,7 @@ class PercentBC(BC):
     Config = PBCConfig
     config: PBCConfig
 
-    def select(self, data: Dataset) -> Dataset:
+    def train_data(self, data: Dataset) -> Dataset:
         if self.config.by == "success":
             return successful(data)
         return top_fraction(data, self.config.fraction, by=self.config.by)

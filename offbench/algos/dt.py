@@ -55,6 +55,12 @@ class DTConfig(AlgoConfig):
     rtg_scale: float = 1000.0
     normalize_obs: bool = True
     sample_actions: bool = True  # discrete actions: sample from the softmax (else argmax)
+    preset: str = "paper"  # paper | large-batch (CORL's: batch 4096, lr 8e-4); `--set dt.preset=large-batch`
+
+    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
+        "paper": {},
+        "large-batch": {"batch_size": 4096, "lr": 8e-4},
+    }
 
     def validate(self) -> None:
         super().validate()

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -38,3 +41,75 @@ def sample_or_argmax(logits: torch.Tensor, sample: bool, generator: torch.Genera
         return logits.argmax(-1)
     probs = torch.softmax(logits.float(), dim=-1)
     return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)
+
+
+def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
+    """Polyak averaging: ``target <- (1 - tau) * target + tau * source``."""
+    with torch.no_grad():
+        for t, s in zip(target.parameters(), source.parameters()):
+            t.lerp_(s, tau)
+
+
+class TwinQ(nn.Module):
+    """Two independent Q(s, a) networks (clipped double Q-learning)."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.q1 = mlp(obs_dim + action_dim, hidden, 1)
+        self.q2 = mlp(obs_dim + action_dim, hidden, 1)
+
+    def forward(self, obs: torch.Tensor, action: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = torch.cat([obs, action], dim=-1)
+        return self.q1(x).squeeze(-1), self.q2(x).squeeze(-1)
+
+
+class TanhGaussianActor(nn.Module):
+    """SAC's policy: a Gaussian with state-dependent std, squashed by tanh into [-1, 1]."""
+
+    LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.net = mlp(obs_dim, hidden, 2 * action_dim)
+
+    def forward(self, obs: torch.Tensor, deterministic: bool = False,
+                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """An action and its log-probability (with the tanh change of variables)."""
+        mean, log_std = self.net(obs).chunk(2, dim=-1)
+        log_std = log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
+        if deterministic:
+            return torch.tanh(mean), torch.zeros(mean.shape[:-1], device=mean.device)
+        std = log_std.exp()
+        noise = torch.randn(mean.shape, generator=generator, device=mean.device) if generator is not None \
+            else torch.randn_like(mean)
+        pre = mean + std * noise
+        log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        log_prob = log_prob - (2 * (math.log(2) - pre - F.softplus(-2 * pre))).sum(-1)
+        return torch.tanh(pre), log_prob
+
+    def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Log-probability of given actions in [-1, 1] (clipped just inside for atanh)."""
+        mean, log_std = self.net(obs).chunk(2, dim=-1)
+        log_std = log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
+        a = action.clamp(-1 + 1e-6, 1 - 1e-6)
+        pre = torch.atanh(a)
+        lp = torch.distributions.Normal(mean, log_std.exp()).log_prob(pre).sum(-1)
+        return lp - torch.log1p(-a.pow(2) + 1e-6).sum(-1)
+
+
+class GaussianActor(nn.Module):
+    """The policy of IQL, AWAC and the weighted-BC family: mean tanh(MLP(s)), a learned
+    state-independent std; trained by weighted log-likelihood, evaluated at its mean."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.net = mlp(obs_dim, hidden, action_dim)
+        self.log_std = nn.Parameter(torch.zeros(action_dim))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        """The mean action."""
+        return torch.tanh(self.net(obs))
+
+    def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        std = self.log_std.clamp(-5.0, 2.0).exp()
+        return torch.distributions.Normal(self(obs), std).log_prob(action).sum(-1)

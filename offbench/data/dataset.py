@@ -87,6 +87,16 @@ class Dataset:
         before = np.concatenate([[0.0], csum[:-1]])
         return end_total - before
 
+    def discounted_returns_to_go(self, gamma: float) -> np.ndarray:
+        """For every step t, sum_k gamma^k r_{t+k} to the end of its episode (float64)."""
+        from scipy.signal import lfilter
+
+        out = np.empty(len(self), dtype=np.float64)
+        r = self.rewards.astype(np.float64)
+        for s, e in zip(self.episode_starts, self.episode_ends):
+            out[s:e] = lfilter([1.0], [1.0, -gamma], r[s:e][::-1])[::-1]
+        return out
+
     @cached_property
     def obs_mean(self) -> np.ndarray:
         return self.observations.reshape(len(self), -1).mean(axis=0, dtype=np.float64).astype(np.float32)
@@ -134,12 +144,15 @@ class Dataset:
 class TransitionSampler:
     """Uniform minibatches of single steps: observations, actions, rewards, next observations, dones.
 
-    The next observation of an episode's last step is the step itself (its ``done`` is the
-    terminal flag; a timeout is not a terminal).
+    Next observations come from the dataset's ``next_observations`` when it has them (D4RL,
+    Minari); otherwise the next step's observation, and for an episode's last step the step itself
+    (its ``done`` is the terminal flag; a timeout is not a terminal).
     """
 
-    def __init__(self, data: Dataset, batch_size: int, rng: np.random.Generator) -> None:
+    def __init__(self, data: Dataset, batch_size: int, rng: np.random.Generator,
+                 extras: dict[str, np.ndarray] | None = None) -> None:
         self.data, self.batch_size, self.rng = data, batch_size, rng
+        self.extras = extras or {}  # more per-step arrays to include (e.g. sample weights)
         last = np.zeros(len(data), dtype=bool)
         last[data.episode_ends - 1] = True
         self._next = np.where(last, np.arange(len(data)), np.arange(len(data)) + 1)
@@ -147,14 +160,17 @@ class TransitionSampler:
     def sample(self) -> dict[str, np.ndarray]:
         d = self.data
         idx = self.rng.integers(0, len(d), size=self.batch_size)
-        return {
+        nxt = d.next_observations[idx] if d.next_observations is not None else d.observations[self._next[idx]]
+        batch = {
             "observations": d.observations[idx],
             "actions": d.actions[idx],
             "rewards": d.rewards[idx].astype(np.float32),
-            "next_observations": d.observations[self._next[idx]],
+            "next_observations": nxt,
             "dones": d.terminals[idx].astype(np.float32),
             "returns_to_go": d.returns_to_go[idx].astype(np.float32),
         }
+        batch.update({k: v[idx] for k, v in self.extras.items()})
+        return batch
 
 
 class WindowSampler:

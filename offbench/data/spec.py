@@ -111,14 +111,26 @@ def _load(path: Path, mtime: float) -> dict[str, DatasetSpec]:
     return specs
 
 
+def local_registry_path() -> Path:
+    """Datasets made on this machine (``offbench generate``): ``$OFFBENCH_HOME/local-datasets.toml``."""
+    from offbench.paths import cache_root
+
+    return cache_root() / "local-datasets.toml"
+
+
 def all_specs() -> dict[str, DatasetSpec]:
-    """Every registered dataset, by name."""
+    """Every registered dataset, by name: ``datasets.toml``, then this machine's generated ones."""
     path = registry_path()
     try:
         mtime = path.stat().st_mtime
     except OSError:
         raise OffbenchError(f"dataset registry not found: {path}") from None
-    return _load(path, mtime)
+    specs = _load(path, mtime)
+    local = local_registry_path()
+    if local.is_file():
+        extra = _load(local, local.stat().st_mtime)
+        specs = {**specs, **{k: v for k, v in extra.items() if k not in specs}}
+    return specs
 
 
 def get_spec(name: str) -> DatasetSpec:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import gymnasium as gym
+import numpy as np
 
 from offbench.data.spec import DatasetSpec
 from offbench.envs import keytodoor
@@ -13,15 +15,27 @@ from offbench.errors import OffbenchError
 EXTRAS = {"mujoco": "mujoco", "atari": "atari"}
 
 
-def make_env(spec: DatasetSpec) -> gym.Env:
-    """A fresh evaluation environment for ``spec`` (time limit = the spec's episode cap)."""
+def make_gym_env(env_id: str, domain: str = "", **kwargs: Any) -> gym.Env:
+    """``gym.make`` with a one-line error (naming the extra to install), and continuous actions
+    rescaled to [-1, 1] where the environment's bounds differ (the policies' tanh range)."""
     keytodoor.register()
     try:
-        env = gym.make(spec.env, max_episode_steps=spec.max_episode_steps, **spec.env_kwargs)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*is out of date.*")  # D4RL's data were made on v2-v4 envs
+            env = gym.make(env_id, **kwargs)
     except (gym.error.Error, ImportError, ModuleNotFoundError) as e:
-        hint = f"; install the '{EXTRAS[spec.domain]}' extra (pip install 'offbench[{EXTRAS[spec.domain]}]')" \
-            if spec.domain in EXTRAS else ""
-        raise OffbenchError(f"cannot make environment {spec.env} for {spec.name}: {e}{hint}") from None
+        hint = f"; install the '{EXTRAS[domain]}' extra (pip install 'offbench[{EXTRAS[domain]}]')" \
+            if domain in EXTRAS else ""
+        raise OffbenchError(f"cannot make environment {env_id}: {e}{hint}") from None
+    space = env.action_space
+    if isinstance(space, gym.spaces.Box) and not (np.all(space.low == -1) and np.all(space.high == 1)):
+        env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
+    return env
+
+
+def make_env(spec: DatasetSpec) -> gym.Env:
+    """A fresh evaluation environment for ``spec`` (time limit = the spec's episode cap)."""
+    env = make_gym_env(spec.env, spec.domain, max_episode_steps=spec.max_episode_steps, **spec.env_kwargs)
     return DelayedReward(env) if spec.reward == "delayed" else env
 
 

@@ -57,6 +57,6 @@ SOURCES: Registry[Build] = Registry("dataset source", group="offbench.sources")
 
 def get_source(kind: str) -> Build:
     """The builder for a ``source`` kind (importing the built-in sources on first use)."""
-    from offbench.data.sources import d4rl, dqn_replay, keytodoor, minari  # noqa: F401  (register)
+    from offbench.data.sources import d4rl, dqn_replay, generate, keytodoor, minari  # noqa: F401  (register)
 
     return SOURCES.get(kind)

@@ -1,0 +1,81 @@
+"""Advantage-Weighted Actor-Critic (Nair et al. 2020), offline.
+
+Critics learn Q^pi by TD with actions from the current policy at s'; the actor maximizes
+``exp(A(s, a) / lambda) * log pi(a|s)`` over dataset actions, ``A = Q(s, a) - Q(s, pi(s))``
+(weights capped at 100). Defaults: lambda 1/3, lr 3e-4, batch 256 (CORL-style locomotion setup).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
+from offbench.algos.nets import GaussianActor, TwinQ, soft_update
+from offbench.data.dataset import Dataset
+from offbench.data.spec import DatasetSpec
+
+EXP_ADV_MAX = 100.0
+
+
+@dataclass
+class AWACConfig(AlgoConfig):
+    awac_lambda: float = 1.0 / 3.0
+    discount: float = 0.99
+    tau: float = 0.005
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    hidden: tuple[int, ...] = (256, 256)
+    normalize_obs: bool = True
+
+
+@ALGORITHMS.register("awac")
+class AWAC(TransitionAlgorithm):
+    """AWAC: policy improvement by advantage-weighted maximum likelihood (lambda 1/3)."""
+
+    Config = AWACConfig
+    config: AWACConfig
+    continuous_only = True
+    STATE = ("actor", "critic", "critic_target", "actor_optim", "critic_optim")
+
+    def __init__(self, config: AWACConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
+        super().__init__(config, data, spec, device)
+        self.actor = GaussianActor(self.obs_dim, self.action_dim, config.hidden).to(device)
+        self.critic = TwinQ(self.obs_dim, self.action_dim, config.hidden).to(device)
+        self.critic_target = copy.deepcopy(self.critic)
+        self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
+        self.critic_optim = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
+
+    def sample_pi(self, obs: torch.Tensor) -> torch.Tensor:
+        mean = self.actor(obs)
+        std = self.actor.log_std.clamp(-5.0, 2.0).exp()
+        return (mean + std * torch.randn_like(mean)).clamp(-1.0, 1.0)
+
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        c, b = self.config, self.tensors(batch)
+        with torch.no_grad():
+            next_q = torch.min(*self.critic_target(b["next_obs"], self.sample_pi(b["next_obs"])))
+            target = b["rewards"] + c.discount * (1.0 - b["dones"]) * next_q
+        q1, q2 = self.critic(b["obs"], b["actions"])
+        critic_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+        self.critic_optim.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optim.step()
+
+        with torch.no_grad():
+            v = torch.min(*self.critic(b["obs"], self.sample_pi(b["obs"])))
+            adv = torch.min(*self.critic(b["obs"], b["actions"])) - v
+            weights = torch.exp(adv / c.awac_lambda).clamp(max=EXP_ADV_MAX)
+        actor_loss = -(weights * self.actor.log_prob(b["obs"], b["actions"])).mean()
+        self.actor_optim.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_optim.step()
+        soft_update(self.critic_target, self.critic, c.tau)
+        return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach()}
+
+    def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.actor(obs)

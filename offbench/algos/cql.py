@@ -1,0 +1,130 @@
+"""Conservative Q-Learning (Kumar et al. 2020), CQL(H) with SAC, continuous actions.
+
+With ``alpha = 0`` and ``backup_entropy`` this is Soft Actor-Critic; ``offbench generate`` trains
+its online behaviour policies with exactly that.
+
+The critic loss adds ``alpha * (logsumexp_a Q(s, a) - Q(s, a_data))``: the log-sum-exp over
+actions is estimated by importance sampling from ``n_actions`` uniform actions and ``n_actions``
+policy actions at s and at s'. It pushes Q down on actions the data do not support and up on
+the dataset's actions. The actor is SAC's tanh-Gaussian with automatic entropy tuning; the
+Bellman target uses the minimum of two target critics, without an entropy bonus.
+Defaults: CORL's D4RL locomotion config (alpha 10, 10 sampled actions, policy lr 3e-5, Q lr 3e-4).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
+from offbench.algos.nets import TanhGaussianActor, TwinQ, soft_update
+from offbench.data.dataset import Dataset
+from offbench.data.spec import DatasetSpec
+
+
+@dataclass
+class CQLConfig(AlgoConfig):
+    alpha: float = 10.0  # weight of the conservative penalty
+    n_actions: int = 10
+    temperature: float = 1.0  # of the log-sum-exp
+    discount: float = 0.99
+    tau: float = 0.005
+    policy_lr: float = 3e-5
+    q_lr: float = 3e-4
+    entropy_lr: float = 3e-4
+    hidden: tuple[int, ...] = (256, 256, 256)
+    normalize_obs: bool = True
+    backup_entropy: bool = False  # subtract the entropy term in the Bellman target (SAC does; CQL does not)
+
+
+@ALGORITHMS.register("cql")
+class CQL(TransitionAlgorithm):
+    """Conservative Q-Learning: SAC whose critic is penalized on unsupported actions."""
+
+    Config = CQLConfig
+    config: CQLConfig
+    continuous_only = True
+    STATE = ("actor", "critic", "critic_target", "actor_optim", "critic_optim", "entropy_optim")
+
+    def __init__(self, config: CQLConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
+        super().__init__(config, data, spec, device)
+        self.actor = TanhGaussianActor(self.obs_dim, self.action_dim, config.hidden).to(device)
+        self.critic = TwinQ(self.obs_dim, self.action_dim, config.hidden).to(device)
+        self.critic_target = copy.deepcopy(self.critic)
+        self.log_alpha = torch.zeros(1, device=device, requires_grad=True)
+        self.target_entropy = -float(self.action_dim)
+        self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=config.policy_lr)
+        self.critic_optim = torch.optim.Adam(self.critic.parameters(), lr=config.q_lr)
+        self.entropy_optim = torch.optim.Adam([self.log_alpha], lr=config.entropy_lr)
+
+    def repeat(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, d) -> (B * n, d): each row repeated n times (for sampled actions)."""
+        return x.repeat_interleave(self.config.n_actions, dim=0)
+
+    def conservative_penalty(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per critic: mean over the batch of logsumexp_a Q(s, a) - Q(s, a_data)."""
+        c, n = self.config, self.config.n_actions
+        bsz = b["obs"].shape[0]
+        obs_rep, next_rep = self.repeat(b["obs"]), self.repeat(b["next_obs"])
+        with torch.no_grad():
+            random_actions = torch.rand(bsz * n, self.action_dim, device=self.device) * 2 - 1
+            pi_actions, pi_logp = self.actor(obs_rep)
+            next_actions, next_logp = self.actor(next_rep)
+        random_logp = -self.action_dim * math.log(2.0)  # uniform density on [-1, 1]^d
+        penalties = []
+        data_q = self.critic(b["obs"], b["actions"])
+        for q_index in range(2):
+            q_rand = self.critic(obs_rep, random_actions)[q_index].view(bsz, n) - random_logp
+            q_pi = self.critic(obs_rep, pi_actions)[q_index].view(bsz, n) - pi_logp.view(bsz, n)
+            q_next = self.critic(obs_rep, next_actions)[q_index].view(bsz, n) - next_logp.view(bsz, n)
+            cat = torch.cat([q_rand, q_pi, q_next], dim=1)
+            lse = torch.logsumexp(cat / c.temperature, dim=1) * c.temperature
+            penalties.append((lse - data_q[q_index]).mean())
+        return penalties[0], penalties[1]
+
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        c, b = self.config, self.tensors(batch)
+        # actor and entropy temperature (SAC)
+        actions, logp = self.actor(b["obs"])
+        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+        self.entropy_optim.zero_grad(set_to_none=True)
+        alpha_loss.backward()
+        self.entropy_optim.step()
+        ent = self.log_alpha.exp().detach()
+        actor_loss = (ent * logp - torch.min(*self.critic(b["obs"], actions))).mean()
+        self.actor_optim.zero_grad(set_to_none=True)
+        actor_loss.backward()
+        self.actor_optim.step()
+        # critics: Bellman error + conservative penalty
+        with torch.no_grad():
+            next_actions, next_logp = self.actor(b["next_obs"])
+            next_q = torch.min(*self.critic_target(b["next_obs"], next_actions))
+            if c.backup_entropy:
+                next_q = next_q - ent * next_logp
+            target = b["rewards"] + c.discount * (1 - b["dones"]) * next_q
+        q1, q2 = self.critic(b["obs"], b["actions"])
+        bellman = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+        p1, p2 = self.conservative_penalty(b) if c.alpha > 0 else (torch.zeros((), device=self.device),) * 2
+        critic_loss = bellman + c.alpha * (p1 + p2)
+        self.critic_optim.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optim.step()
+        soft_update(self.critic_target, self.critic, c.tau)
+        return {"critic_loss": critic_loss.detach(), "bellman": bellman.detach(), "penalty": (p1 + p2).detach() / 2,
+                "actor_loss": actor_loss.detach(), "entropy_alpha": ent.squeeze()}
+
+    def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.actor(obs, deterministic=True)[0]
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "log_alpha": self.log_alpha.detach().clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])

@@ -1,0 +1,101 @@
+"""TD3+BC (Fujimoto & Gu 2021): TD3 with a behaviour-cloning term in the actor loss.
+
+Actor loss: ``-lambda * Q1(s, pi(s)) + (pi(s) - a)^2`` with ``lambda = alpha / mean|Q1(s, pi(s))|``,
+so ``alpha`` trades off RL against imitation (alpha -> 0 is behaviour cloning). Critics: clipped
+double Q-learning with target policy smoothing; the actor and targets update every
+``policy_freq`` steps. Defaults: CORL's D4RL locomotion config.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
+from offbench.algos.nets import TwinQ, mlp, soft_update
+from offbench.data.dataset import Dataset
+from offbench.data.spec import DatasetSpec
+
+
+@dataclass
+class TD3BCConfig(AlgoConfig):
+    alpha: float = 2.5
+    discount: float = 0.99
+    tau: float = 0.005
+    policy_noise: float = 0.2
+    noise_clip: float = 0.5
+    policy_freq: int = 2
+    actor_lr: float = 3e-4
+    critic_lr: float = 3e-4
+    hidden: tuple[int, ...] = (256, 256)
+    normalize_obs: bool = True
+
+
+@ALGORITHMS.register("td3bc")
+class TD3BC(TransitionAlgorithm):
+    """TD3+BC: TD3 regularized towards the dataset's actions (alpha 2.5)."""
+
+    Config = TD3BCConfig
+    config: TD3BCConfig
+    continuous_only = True
+    STATE = ("actor", "actor_target", "critic", "critic_target", "actor_optim", "critic_optim")
+
+    def __init__(self, config: TD3BCConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
+        super().__init__(config, data, spec, device)
+        self.actor = mlp(self.obs_dim, config.hidden, self.action_dim).to(device)
+        self.critic = TwinQ(self.obs_dim, self.action_dim, config.hidden).to(device)
+        self.actor_target, self.critic_target = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
+        self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
+        self.critic_optim = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
+        self.steps_done = 0
+
+    def pi(self, obs: torch.Tensor, target: bool = False) -> torch.Tensor:
+        return torch.tanh((self.actor_target if target else self.actor)(obs))
+
+    def critic_loss(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
+        c = self.config
+        with torch.no_grad():
+            noise = (torch.randn_like(b["actions"]) * c.policy_noise).clamp(-c.noise_clip, c.noise_clip)
+            next_action = (self.pi(b["next_obs"], target=True) + noise).clamp(-1.0, 1.0)
+            q1_t, q2_t = self.critic_target(b["next_obs"], next_action)
+            target = b["rewards"] + c.discount * (1.0 - b["dones"]) * torch.min(q1_t, q2_t)
+        q1, q2 = self.critic(b["obs"], b["actions"])
+        return F.mse_loss(q1, target) + F.mse_loss(q2, target)
+
+    def actor_loss(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
+        action = self.pi(b["obs"])
+        q = self.critic.q1(torch.cat([b["obs"], action], dim=-1)).squeeze(-1)
+        lam = self.config.alpha / q.abs().mean().detach().clamp_min(1e-6)
+        return -lam * q.mean() + F.mse_loss(action, b["actions"])
+
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        b = self.tensors(batch)
+        self.steps_done += 1
+        critic_loss = self.critic_loss(b)
+        self.critic_optim.zero_grad(set_to_none=True)
+        critic_loss.backward()
+        self.critic_optim.step()
+        metrics = {"critic_loss": critic_loss.detach()}
+        if self.steps_done % self.config.policy_freq == 0:
+            actor_loss = self.actor_loss(b)
+            self.actor_optim.zero_grad(set_to_none=True)
+            actor_loss.backward()
+            self.actor_optim.step()
+            soft_update(self.actor_target, self.actor, self.config.tau)
+            soft_update(self.critic_target, self.critic, self.config.tau)
+            metrics["actor_loss"] = actor_loss.detach()
+        return metrics
+
+    def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.pi(obs)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "steps_done": self.steps_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.steps_done = int(state["steps_done"])

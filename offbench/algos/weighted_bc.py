@@ -1,0 +1,110 @@
+"""The reward-weighted behaviour-cloning family taught with offline RL: RWR and AWR (MARWIL).
+
+- ``rwr`` (reward-weighted regression): behaviour cloning where every step of an episode is
+  weighted by ``exp(z / temperature)``, ``z = (R - R_max) / (R_max - R_min)`` in [-1, 0] the
+  episode's normalized return. Subtracting the maximum keeps every weight in (0, 1] whatever the
+  scale of the returns; temperature -> 0 approaches cloning the best episodes, large values plain BC.
+- ``awr`` (advantage-weighted regression / MARWIL): a value function V(s) is fit to discounted
+  Monte-Carlo returns-to-go; each step is weighted by ``exp(A / (beta * rms(A)))``, A = G - V(s),
+  normalized by a running root-mean-square as in MARWIL, and clipped at ``max_weight`` (20, AWR).
+
+Both reuse BC's network and loss (cross-entropy or MSE on tanh outputs), weighted per sample and
+divided by the dataset's mean weight so the learning rate keeps its meaning.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from offbench.algos.base import ALGORITHMS
+from offbench.algos.bc import BC, BCConfig
+from offbench.algos.nets import mlp
+from offbench.data.dataset import Dataset, TransitionSampler
+from offbench.data.spec import DatasetSpec
+
+
+def rwr_weights(data: Dataset, temperature: float) -> np.ndarray:
+    """Per-step weights ``exp(z / temperature)`` of each step's episode (finite for any returns)."""
+    r = data.episode_returns
+    spread = float(r.max() - r.min())
+    z = (r - r.max()) / spread if spread > 0 else np.zeros_like(r)
+    return np.exp(z / temperature)[data.episode_index].astype(np.float32)
+
+
+def awr_weights(advantage: torch.Tensor, mean_square: torch.Tensor, beta: float, max_weight: float) -> torch.Tensor:
+    """``exp(A / (beta * rms))`` clipped at ``max_weight`` (finite for any advantage scale)."""
+    scaled = advantage / (beta * mean_square.sqrt().clamp_min(1e-8))
+    return torch.exp(scaled.clamp(max=float(np.log(max_weight)))).clamp(max=max_weight)
+
+
+@dataclass
+class RWRConfig(BCConfig):
+    temperature: float = 0.1
+
+
+@dataclass
+class AWRConfig(BCConfig):
+    beta: float = 1.0
+    discount: float = 0.99
+    max_weight: float = 20.0
+    value_lr: float = 3e-4
+    rms_momentum: float = 1e-2  # update rate of the running mean square of advantages
+
+
+@ALGORITHMS.register("rwr")
+class RWR(BC):
+    """Reward-weighted regression: BC weighted by exponentiated normalized episode return."""
+
+    Config = RWRConfig
+    config: RWRConfig
+
+    def make_sampler(self, data: Dataset, rng: np.random.Generator) -> TransitionSampler:
+        w = rwr_weights(data, self.config.temperature)
+        return TransitionSampler(data, self.config.batch_size, rng, extras={"weights": w / w.mean()})
+
+    def loss(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        return (b["weights"] * self.bc_losses(b)).mean(), {}
+
+
+@ALGORITHMS.register("awr")
+class AWR(BC):
+    """Advantage-weighted regression (MARWIL): BC weighted by exp(advantage / beta), clipped."""
+
+    Config = AWRConfig
+    config: AWRConfig
+    STATE = ("actor", "optim", "value", "value_optim")
+
+    def __init__(self, config: AWRConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
+        super().__init__(config, data, spec, device)
+        self.value = mlp(self.obs_dim, config.hidden, 1).to(device)
+        self.value_optim = torch.optim.Adam(self.value.parameters(), lr=config.value_lr)
+        self.mean_square = torch.ones((), device=device)
+
+    def make_sampler(self, data: Dataset, rng: np.random.Generator) -> TransitionSampler:
+        g = data.discounted_returns_to_go(self.config.discount)
+        scale = float(g.std()) or 1.0
+        return TransitionSampler(data, self.config.batch_size, rng, extras={"returns": (g / scale).astype(np.float32)})
+
+    def loss(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        v = self.value(b["obs"]).squeeze(-1)
+        value_loss = F.mse_loss(v, b["returns"])
+        self.value_optim.zero_grad(set_to_none=True)
+        value_loss.backward()
+        self.value_optim.step()
+        adv = b["returns"] - v.detach()
+        with torch.no_grad():
+            self.mean_square.lerp_(adv.pow(2).mean(), self.config.rms_momentum)
+        w = awr_weights(adv, self.mean_square, self.config.beta, self.config.max_weight)
+        return (w * self.bc_losses(b)).mean(), {"value_loss": value_loss.detach(), "weight_mean": w.mean()}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "mean_square": self.mean_square.clone()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.mean_square.copy_(state["mean_square"])
