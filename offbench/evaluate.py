@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import gymnasium as gym
 import numpy as np
 
 from offbench.algos.base import Policy
@@ -30,29 +31,32 @@ class Evaluation:
                 "length_mean": float(self.lengths.mean())}
 
 
-def rollout(policy: Policy, spec: DatasetSpec, episodes: int, seed: int, target_return: float | None = None) -> Evaluation:
+def rollout(policy: Policy, spec: DatasetSpec, episodes: int, seed: int, target_return: float | None = None,
+            parallel: bool = False) -> Evaluation:
     """Run ``episodes`` episodes of ``spec``'s environment with ``policy``, all at once.
 
-    Episode ``i`` is reset with seed ``seed + i``. Finished episodes stay in the batch (their
-    actions are ignored) so the policy always sees every environment.
+    The episodes are the sub-environments of one gymnasium vector env (``parallel``: each in its
+    own process, ``AsyncVectorEnv``), stepped together with one batched policy call per step.
+    Episode ``i`` is reset with seed ``seed + i``. A finished episode stays in the batch until all
+    are done (gymnasium resets it; its further results are ignored), so the policy always sees
+    every environment.
     """
-    envs = [make_env(spec) for _ in range(episodes)]
-    first = [env.reset(seed=seed + i)[0] for i, env in enumerate(envs)]
-    obs = np.stack(first)
+    fns = [lambda: make_env(spec) for _ in range(episodes)]
+    vec = gym.vector.AsyncVectorEnv(fns) if parallel else gym.vector.SyncVectorEnv(fns)
+    obs, _ = vec.reset(seed=[seed + i for i in range(episodes)])
     policy.reset(episodes)
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=np.int64)
     done = np.zeros(episodes, dtype=bool)
-    while not done.all():
-        actions = policy.act(obs)
-        rewards = np.zeros(episodes)
-        for i in np.flatnonzero(~done):
-            o, r, terminated, truncated, _ = envs[i].step(actions[i])
-            obs[i], rewards[i] = o, r
-            lengths[i] += 1
-            done[i] = terminated or truncated
-        returns += rewards
-        policy.observe(rewards)
-    for env in envs:
-        env.close()
+    try:
+        while not done.all():
+            actions = policy.act(obs)
+            obs, rewards, terminated, truncated, _ = vec.step(actions)
+            rewards = np.where(done, 0.0, rewards)
+            lengths += ~done
+            returns += rewards
+            policy.observe(rewards)
+            done |= terminated | truncated
+    finally:
+        vec.close()
     return Evaluation(target_return, returns, lengths)
