@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -300,35 +301,136 @@ class _RunDisplay:
 
 @main.command()
 @click.option("--results", type=click.Path(path_type=Path), default=None, help="Results directory (default ./results).")
-@click.option("--format", "fmt", type=click.Choice(["table", "md", "csv"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "md", "latex", "csv"]), default="table", show_default=True)
 @click.option("--stat", type=click.Choice(["last", "best"]), default="last", show_default=True,
               help="Final evaluation, or each seed's best evaluation.")
-def report(results: Path | None, fmt: str, stat: str) -> None:
-    """Tabulate results: rows datasets, columns algorithms, mean ± std over seeds.
+@click.option("--ci", is_flag=True, help="Cells: mean ± 95% Student-t interval half-width instead of ± std.")
+@click.option("--algo", "algos", default=None, help="Algorithm globs, comma-separated.")
+@click.option("--env", "envs", default=None, help="Dataset globs, comma-separated.")
+@click.option("--label", "labels", multiple=True, metavar="HASH=NAME", help="Name a config (by config-hash prefix) as a column.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Write table.md/.tex/.csv, aggregates.csv (and figures with --plots) to this directory.")
+@click.option("--plots", is_flag=True, help="Also draw the figures (PNG and PDF) into --out (default results/report).")
+@click.option("--aggregate", is_flag=True, help="Print IQM, mean, median and optimality gap with 95% bootstrap CIs.")
+@click.option("--poi", nargs=2, metavar="A B", default=None, help="Probability that algorithm A beats B, with a 95% CI.")
+@click.option("--compare", metavar="published|PATH", default=None,
+              help="Show published numbers next to the measured ones ('published': the shipped tables).")
+def report(results: Path | None, fmt: str, stat: str, ci: bool, algos: str | None, envs: str | None,
+           labels: tuple[str, ...], out: Path | None, plots: bool, aggregate: bool, poi: tuple[str, str] | None,
+           compare: str | None) -> None:
+    """Tables of results: rows datasets grouped by domain, columns algorithms, mean ± spread over seeds.
 
     \b
     Example:
       offbench report
-      offbench report --format md > table.md
+      offbench report --format latex --ci --env 'hopper-*' > table.tex
+      offbench report --out paper/ --plots --poi dt bc
+      offbench report --compare published
     """
     from offbench.paths import default_results_root
-    from offbench.report import build, to_csv, to_markdown
+    from offbench.report import aggregates, build, probability_of_improvement
+    from offbench.report.tables import to_csv, to_latex, to_markdown
 
     root = results or default_results_root()
-    rep = build(root, stat)
-    for w in rep.warnings:
-        click.echo(f"warning: {w}", err=True)
+    rep = build(root, stat, ci, _split(algos) if algos else None, _split(envs) if envs else None,
+                dict(_key_value(x) for x in labels))
     if rep.empty:
+        for w in rep.warnings:
+            click.echo(f"warning: {w}", err=True)
         raise OffbenchError(f"no finished runs under {root}; start some with 'offbench run'")
     if fmt == "md":
-        click.echo(to_markdown(rep.wide, rep.note), nl=False)
+        click.echo(to_markdown(rep.grid, rep.note), nl=False)
+    elif fmt == "latex":
+        click.echo(to_latex(rep.grid, rep.note), nl=False)
     elif fmt == "csv":
-        click.echo(to_csv(rep.long), nl=False)
+        click.echo(to_csv(rep.table), nl=False)
     else:
-        t = Table(title=f"offbench results ({root})", caption=rep.note)
-        t.add_column("dataset")
-        for c in rep.wide.columns:
-            t.add_column(c, justify="right")
-        for d in rep.wide.index:
-            t.add_row(d, *rep.wide.loc[d])
+        _print_grid(rep, root)
+    if aggregate:
+        agg = aggregates(rep)
+        t = Table(title=f"aggregates over {agg['tasks'].iloc[0]} datasets, {agg['seeds'].iloc[0]} seeds "
+                        "(95% stratified bootstrap CIs)")
+        for c in ("algo", "metric", "value", "95% CI"):
+            t.add_column(c)
+        for r in agg.itertuples():
+            t.add_row(r.algo, r.metric, f"{r.value:.1f}", f"[{r.low:.1f}, {r.high:.1f}]")
         console.print(t)
+    if poi:
+        p, lo, hi = probability_of_improvement(rep, *poi)
+        console.print(f"P({poi[0]} > {poi[1]}) = {p:.2f} [95% CI {lo:.2f}, {hi:.2f}] over {len(rep.common_datasets())} datasets")
+    if compare:
+        _print_comparison(rep, compare)
+    if out or plots:
+        from offbench.report.outputs import write_plots, write_tables
+
+        target = out or root / "report"
+        written = write_tables(rep, target)
+        if plots:
+            figs, skipped = write_plots(rep, target)
+            written += figs
+            for s in skipped:
+                click.echo(f"note: {s}", err=True)
+        console.print(f"wrote {len(written)} files to {target}")
+    for w in rep.warnings:
+        click.echo(f"warning: {w}", err=True)
+
+
+def _print_grid(rep: Any, root: Path) -> None:
+    g = rep.grid
+    t = Table(title=f"offbench results ({root})", caption=rep.note)
+    t.add_column("dataset")
+    for c in g.columns:
+        t.add_column(c, justify="right")
+    for r in g.rows:
+        best = g.best(r)
+        cells = [f"[bold]{g.text(r, c)}[/bold]" if c in best else g.text(r, c) for c in g.columns]
+        t.add_row(f"[italic]{r}[/italic]" if r in g.average_rows else r, *cells,
+                  end_section=r in g.average_rows)
+    console.print(t)
+
+
+def _print_comparison(rep: Any, where: str) -> None:
+    from offbench.report.published import compare, load_published
+
+    cmp = compare(rep.table, load_published(where))
+    if cmp.empty:
+        console.print("no measured (dataset, algorithm) pair has a published number")
+        return
+    t = Table(title="measured vs published (mean; published spread where given)")
+    for c in ("dataset", "algo", "measured", "published", "difference", "within published spread", "source"):
+        t.add_column(c)
+    for r in cmp.itertuples():
+        pub = f"{r.published:.1f}" + ("" if np.isnan(r.published_spread) else f" ± {r.published_spread:.1f}")
+        t.add_row(r.dataset, r.algo, f"{r.measured:.1f} ± {r.measured_std:.1f}", pub, f"{r.difference:+.1f}",
+                  r.within_published_spread, r.source)
+    console.print(t)
+
+
+@main.command()
+@click.option("--env", "dataset", required=True, help="The dataset the runs were trained on.")
+@click.option("--algo", default="dt", show_default=True, help="A return-conditioned algorithm.")
+@click.option("--sweep", is_flag=True, required=True, help="Evaluate at a grid of target returns.")
+@click.option("--targets", default=None, help="Comma-separated target returns (default: --points from 0 to 1.5x the dataset's best).")
+@click.option("--points", type=click.IntRange(min=2), default=10, show_default=True)
+@click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True, help="Episodes per target.")
+@click.option("--results", type=click.Path(path_type=Path), default=None, help="Results directory (default ./results).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+def evaluate(dataset: str, algo: str, sweep: bool, targets: str | None, points: int, episodes: int,
+             results: Path | None, device: str) -> None:
+    """Evaluate trained runs again; --sweep: achieved return at a grid of target returns.
+
+    Writes sweep.jsonl into each run directory; 'offbench report --plots' draws the
+    return-conditioning figure (DT paper, Figure 4) from it.
+
+    \b
+    Example:
+      offbench evaluate --env keytodoor-1k --algo dt --sweep --points 5 --episodes 50
+    """
+    from offbench.paths import default_results_root
+    from offbench.sweep import sweep as run_sweep
+
+    grid = [float(t) for t in _split(targets)] if targets else None
+    written = run_sweep(results or default_results_root(), dataset, algo, grid, points, episodes, device)
+    console.print(f"swept {len(written)} runs: {', '.join(str(p) for p in written)}")
+
+

@@ -50,6 +50,11 @@ class RunDir:
     def summary(self) -> Path:
         return self.root / "summary.json"
 
+    @property
+    def sweep(self) -> Path:
+        """Return-conditioning sweep: achieved returns at a grid of targets (``offbench evaluate --sweep``)."""
+        return self.root / "sweep.jsonl"
+
     def finished(self) -> bool:
         return read_json(self.summary) is not None
 
@@ -63,18 +68,23 @@ def read_json(path: Path) -> dict[str, Any] | None:
     return obj if isinstance(obj, dict) else None
 
 
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Every complete JSON line of a metrics log (a torn last line is skipped)."""
+def read_metrics(path: Path, warnings: list[str] | None = None) -> list[dict[str, Any]]:
+    """Every complete JSON line of a metrics log; a torn or malformed line is skipped (and named
+    in ``warnings`` when given)."""
     records = []
     try:
         lines = path.read_text().splitlines()
     except OSError:
         return []
-    for line in lines:
+    for i, line in enumerate(lines, 1):
         try:
-            records.append(json.loads(line))
+            rec = json.loads(line)
         except ValueError:
-            continue
+            rec = None
+        if isinstance(rec, dict):
+            records.append(rec)
+        elif warnings is not None and line.strip():
+            warnings.append(f"skipping line {i} of {path}: not a complete JSON record")
     return records
 
 
@@ -85,10 +95,38 @@ SUMMARY_COLUMNS = ["dataset", "algo", "config_hash", "seed", "steps", "score_las
 def load_runs(results: Path) -> tuple[pd.DataFrame, list[str]]:
     """All finished runs under ``results`` (one row per seed) and one warning per bad record."""
     rows, warnings = [], []
-    for summary_path in sorted(results.glob("*/*/*/seed-*/summary.json")):
+    for run_dir in sorted(results.glob("*/*/*/seed-*")):
+        summary_path = run_dir / "summary.json"
+        if not summary_path.exists():
+            warnings.append(f"skipping {run_dir}: unfinished (no summary.json); 'offbench run' resumes it")
+            continue
         summary = read_json(summary_path)
         if summary is None or not set(SUMMARY_COLUMNS) <= summary.keys():
             warnings.append(f"skipping {summary_path}: not a complete run summary")
             continue
         rows.append({k: summary[k] for k in SUMMARY_COLUMNS})
     return pd.DataFrame(rows, columns=SUMMARY_COLUMNS), warnings
+
+
+def load_curves(runs: pd.DataFrame, results: Path, warnings: list[str]) -> pd.DataFrame:
+    """Every evaluation of the given runs: (dataset, algo, config_hash, seed, step, score)."""
+    rows = []
+    for r in runs.itertuples():
+        path = RunDir.of(results, r.dataset, r.algo, r.config_hash, r.seed).metrics
+        for rec in read_metrics(path, warnings):
+            if rec.get("kind") == "eval" and "score" in rec:
+                rows.append({"dataset": r.dataset, "algo": r.algo, "config_hash": r.config_hash, "seed": r.seed,
+                             "step": rec["step"], "score": rec["score"]})
+    return pd.DataFrame(rows, columns=["dataset", "algo", "config_hash", "seed", "step", "score"])
+
+
+def load_sweeps(runs: pd.DataFrame, results: Path, warnings: list[str]) -> pd.DataFrame:
+    """Return-conditioning sweeps of the given runs: (dataset, algo, seed, target_return, return_mean)."""
+    rows = []
+    for r in runs.itertuples():
+        path = RunDir.of(results, r.dataset, r.algo, r.config_hash, r.seed).sweep
+        for rec in read_metrics(path, warnings):
+            if "target_return" in rec and "return_mean" in rec:
+                rows.append({"dataset": r.dataset, "algo": r.algo, "config_hash": r.config_hash, "seed": r.seed,
+                             "target_return": rec["target_return"], "return_mean": rec["return_mean"]})
+    return pd.DataFrame(rows, columns=["dataset", "algo", "config_hash", "seed", "target_return", "return_mean"])

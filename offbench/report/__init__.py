@@ -1,0 +1,97 @@
+"""``offbench report``: run records -> tables, aggregate statistics and figures.
+
+``build`` loads the finished runs (skipping bad records with one warning each) and prepares the
+score table; ``tables`` renders it, ``stats`` estimates aggregates with bootstrap intervals,
+``plots`` draws the figures, ``published`` compares with published numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from offbench.report.tables import Grid, footer, grid, score_table, select, STATS, column_labels
+from offbench.results import load_runs
+
+__all__ = ["Report", "build"]
+
+
+@dataclass
+class Report:
+    """The runs, their score table (long) and grid, the footer, and warnings about bad records."""
+
+    results: Path
+    runs: pd.DataFrame
+    table: pd.DataFrame
+    grid: Grid | None
+    note: str
+    warnings: list[str]
+    stat: str = "last"
+    labels: dict[str, str] | None = None
+
+    @property
+    def empty(self) -> bool:
+        return self.table.empty
+
+    def score_matrix(self, column: str, datasets: list[str]) -> np.ndarray:
+        """(seeds, datasets) scores of one column, for the aggregate statistics (first ``n`` seeds of
+        each dataset, ``n`` the fewest any dataset has)."""
+        runs = self.runs.assign(column=column_labels(self.runs, self.labels))
+        per = [runs[(runs["column"] == column) & (runs["dataset"] == d)].sort_values("seed")[STATS[self.stat]].to_numpy()
+               for d in datasets]
+        n = min(len(p) for p in per)
+        return np.stack([p[:n] for p in per], axis=1).astype(float)
+
+    def common_datasets(self) -> list[str]:
+        """Datasets on which every column has runs (the tasks of the aggregate statistics)."""
+        have = self.table.groupby("dataset")["column"].nunique()
+        n_cols = self.table["column"].nunique()
+        return [d for d in self.grid.rows if d in have.index and have[d] == n_cols] if self.grid else []
+
+
+def build(results: Path, stat: str = "last", ci: bool = False, algos: list[str] | None = None,
+          envs: list[str] | None = None, labels: dict[str, str] | None = None) -> Report:
+    """Load every finished run under ``results`` matching the ``algos``/``envs`` globs and
+    tabulate ``stat`` (``last`` or ``best``)."""
+    runs, warnings = load_runs(results)
+    runs = select(runs, algos, envs)
+    if runs.empty:
+        return Report(results, runs, pd.DataFrame(), None, "", warnings, stat, labels)
+    table = score_table(runs, stat, labels)
+    return Report(results, runs, table, grid(table, ci), footer(runs, table, stat, ci), warnings, stat, labels)
+
+
+def aggregates(rep: Report, reps: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """IQM, mean, median and optimality gap across the common datasets, per column, with 95%
+    stratified-bootstrap intervals."""
+    from offbench.report import stats
+
+    datasets = rep.common_datasets()
+    rows = []
+    for col in sorted(rep.table["column"].unique()):
+        scores = rep.score_matrix(col, datasets)
+        for name, fn in stats.AGGREGATES.items():
+            value, lo, hi = stats.interval(fn, scores, reps=reps, seed=seed)
+            rows.append({"algo": col, "metric": name, "value": value, "low": lo, "high": hi,
+                         "tasks": len(datasets), "seeds": scores.shape[0]})
+    return pd.DataFrame(rows)
+
+
+def probability_of_improvement(rep: Report, a: str, b: str, reps: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """P(a > b) over the common datasets with its 95% stratified-bootstrap interval."""
+    from offbench.errors import UsageError
+    from offbench.report import stats
+
+    columns = set(rep.table["column"])
+    for name in (a, b):
+        if name not in columns:
+            from offbench.errors import unknown
+
+            raise unknown("algorithm in these results", name, columns)
+    if a == b:
+        raise UsageError("--poi needs two different algorithms")
+    datasets = rep.common_datasets()
+    return stats.poi_interval(rep.score_matrix(a, datasets), rep.score_matrix(b, datasets), reps=reps, seed=seed)

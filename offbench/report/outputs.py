@@ -1,0 +1,63 @@
+"""Write a report to a directory: every table format, aggregate statistics and the figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from offbench.report import Report, aggregates
+from offbench.report.tables import column_labels, to_csv, to_latex, to_markdown
+from offbench.results import load_curves, load_sweeps
+
+
+def best_dataset_returns(datasets: list[str]) -> dict[str, float]:
+    """The best trajectory return of each cached dataset (for the return-conditioning plot)."""
+    from offbench.data import cache
+
+    out = {}
+    for d in datasets:
+        if cache.is_cached(d):
+            out[d] = float(cache.load(d, fetch_missing=False).episode_returns.max())
+    return out
+
+
+def write_tables(rep: Report, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"table.md": to_markdown(rep.grid, rep.note), "table.tex": to_latex(rep.grid, rep.note),
+             "table.csv": to_csv(rep.table)}
+    agg = aggregates(rep)
+    files["aggregates.csv"] = agg.round(4).to_csv(index=False)
+    paths = []
+    for name, text in files.items():
+        (out / name).write_text(text)
+        paths.append(out / name)
+    return paths
+
+
+def write_plots(rep: Report, out: Path) -> tuple[list[Path], list[str]]:
+    """Every figure the records allow; returns the files and notes on figures that were skipped."""
+    from offbench.report import plots, stats
+
+    score_name = "; ".join(sorted(set(rep.runs["score_name"])))
+    runs = rep.runs.assign(column=column_labels(rep.runs, rep.labels))
+    paths: list[Path] = []
+    skipped: list[str] = []
+    curves = load_curves(rep.runs, rep.results, rep.warnings)
+    curves = curves.merge(runs[["dataset", "algo", "config_hash", "seed", "column"]], on=["dataset", "algo", "config_hash", "seed"])
+    paths += plots.learning_curves(curves, score_name, out)
+    sweeps = load_sweeps(rep.runs, rep.results, rep.warnings)
+    if len(sweeps):
+        sweeps = sweeps.merge(runs[["dataset", "algo", "config_hash", "seed", "column"]],
+                              on=["dataset", "algo", "config_hash", "seed"])
+        paths += plots.return_conditioning(sweeps, best_dataset_returns(list(sweeps["dataset"].unique())), out)
+    else:
+        skipped.append("return conditioning: no sweeps yet (run 'offbench evaluate --sweep' on DT runs)")
+    agg = aggregates(rep)
+    paths += plots.aggregate_intervals(agg, score_name, out)
+    datasets = rep.common_datasets()
+    all_scores = np.concatenate([rep.score_matrix(c, datasets).ravel() for c in sorted(rep.table["column"].unique())])
+    taus = np.linspace(min(0.0, all_scores.min()), max(100.0, all_scores.max()), 101)
+    profiles = {c: stats.profile_band(rep.score_matrix(c, datasets), taus) for c in sorted(rep.table["column"].unique())}
+    paths += plots.performance_profiles(profiles, taus, score_name, out)
+    return paths, skipped

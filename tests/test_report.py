@@ -1,0 +1,157 @@
+"""Paper-grade reports from a results tree made by real runs: tables, statistics, figures."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats as sps
+
+from offbench.report import stats
+from tests.test_cli import offbench
+
+DATASETS = ["keytodoor-1k", "keytodoor-1k-sparse"]
+ALGOS = ["bc", "dt", "random"]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """2 datasets x 3 algorithms x 3 seeds at tiny budgets, plus a DT return-conditioning sweep."""
+    home = tmp_path_factory.mktemp("home")
+    root = home / "results"
+    env = {"OFFBENCH_HOME": str(home / "cache"), "OFFBENCH_RESULTS": str(root)}
+    p = offbench("run", "--algo", ",".join(ALGOS), "--env", ",".join(DATASETS), "--seeds", "3", "--steps", "40",
+                 "--eval-episodes", "10", "--set", "eval_every=20", "--set", "dt.embed_dim=16", "--workers", "2", env=env)
+    assert p.returncode == 0, p.stderr
+    p = offbench("evaluate", "--env", "keytodoor-1k", "--algo", "dt", "--sweep", "--targets", "0,0.5,1",
+                 "--episodes", "6", env=env)
+    assert p.returncode == 0, p.stderr
+    return root, env
+
+
+def summaries(root: Path) -> list[dict]:
+    return [json.loads(p.read_text()) for p in sorted(root.glob("*/*/*/seed-*/summary.json"))]
+
+
+def test_table_numbers_match_a_hand_computation(tree) -> None:
+    root, env = tree
+    runs = summaries(root)
+    csv = offbench("report", "--format", "csv", "--ci", env=env).stdout.strip().splitlines()
+    assert csv[0] == "dataset,algo,mean,std,ci95,seeds,steps,domain"
+    assert len(csv) == 1 + len(DATASETS) * len(ALGOS)
+    for line in csv[1:]:
+        dataset, algo, mean, std, ci95, seeds, steps, domain = line.split(",")
+        v = np.array([r["score_last"] for r in runs if r["algo"] == algo and r["dataset"] == dataset])
+        assert len(v) == 3 == int(seeds) and domain == "keytodoor"
+        assert float(mean) == pytest.approx(v.mean(), abs=1e-3)
+        assert float(std) == pytest.approx(v.std(ddof=1), abs=1e-3)
+        assert float(ci95) == pytest.approx(sps.t.ppf(0.975, 2) * v.std(ddof=1) / np.sqrt(3), abs=1e-3)
+    best = summaries(root)
+    md = offbench("report", "--format", "md", "--stat", "best", env=env).stdout
+    assert "best evaluation during training" in md and "seeds: 3" in md and "gradient steps: 0, 40" in md
+    bc = [r["score_best"] for r in best if r["algo"] == "bc" and r["dataset"] == "keytodoor-1k"]
+    assert f"{np.mean(bc):.1f} ± {np.std(bc, ddof=1):.1f}" in md
+    assert "*keytodoor average (2)*" in md  # the domain average row
+    means = {a: np.mean([r["score_last"] for r in runs if r["algo"] == a and r["dataset"] == "keytodoor-1k"])
+             for a in ALGOS}
+    row = next(line for line in offbench("report", "--format", "md", env=env).stdout.splitlines()
+               if line.startswith("| keytodoor-1k |"))
+    best_algo = max(means, key=means.get)
+    assert row.split("|")[2 + sorted(ALGOS, key=lambda c: (c == "random", c)).index(best_algo)].strip().startswith("**")
+
+
+def test_filters_and_every_output_file(tree, tmp_path: Path) -> None:
+    root, env = tree
+    md = offbench("report", "--format", "md", "--algo", "b*", "--env", "*-sparse", env=env).stdout
+    assert "keytodoor-1k-sparse" in md and "| keytodoor-1k |" not in md and "dt" not in md.splitlines()[0]
+    out = tmp_path / "report"
+    p = offbench("report", "--out", str(out), "--plots", env=env)
+    assert p.returncode == 0, p.stderr
+    for name in ("table.md", "table.tex", "table.csv", "aggregates.csv"):
+        assert (out / name).stat().st_size > 100
+    from PIL import Image
+
+    for fig in ("learning_curves", "return_conditioning", "aggregate_intervals", "performance_profiles"):
+        assert (out / f"{fig}.pdf").stat().st_size > 2000
+        img = np.asarray(Image.open(out / f"{fig}.png").convert("L"), dtype=float)
+        assert img.shape[0] > 200 and img.shape[1] > 300 and img.std() > 10  # drawn, not blank
+    if shutil.which("pdflatex"):
+        doc = tmp_path / "doc.tex"
+        doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}\n"
+                       + (out / "table.tex").read_text() + "\\end{document}\n")
+        r = subprocess.run(["pdflatex", "-interaction=nonstopmode", doc.name], cwd=tmp_path, capture_output=True)
+        assert r.returncode == 0, r.stdout[-2000:]
+
+
+def test_aggregates_poi_and_comparison_through_the_cli(tree) -> None:
+    root, env = tree
+    p = offbench("report", "--aggregate", "--poi", "dt", "random", "--compare", "published", env={**env, "COLUMNS": "250"})
+    assert p.returncode == 0, p.stderr
+    assert "IQM" in p.stdout and "optimality gap" in p.stdout and "P(dt > random)" in p.stdout
+    assert "Chen et al. 2021" in p.stdout and "keytodoor-1k" in p.stdout  # Table 6 next to the measured values
+    bad = offbench("report", "--poi", "dt", "cql", env=env)
+    assert bad.returncode == 2 and "cql" in bad.stderr
+
+
+def test_bad_records_are_skipped_with_one_warning_each(tree, tmp_path: Path) -> None:
+    root, env = tree
+    copy = tmp_path / "results"
+    shutil.copytree(root, copy)
+    runs = sorted(copy.glob("keytodoor-1k/bc/*/seed-*"))
+    (runs[0] / "summary.json").unlink()  # a crashed run
+    (runs[1] / "summary.json").write_text('{"dataset": "keytodoor-1k", "algo"')  # truncated
+    with open(runs[2] / "metrics.jsonl", "a") as f:
+        f.write('{"kind": "eval", "step": 4')  # a torn line
+    p = offbench("report", "--results", str(copy), "--out", str(tmp_path / "o"), "--plots", env=env)
+    assert p.returncode == 0, p.stderr
+    warnings = [line for line in p.stderr.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 3, p.stderr
+    assert any("unfinished" in w for w in warnings) and any("not a complete run summary" in w for w in warnings)
+    assert any("line" in w and "metrics.jsonl" in w for w in warnings)
+
+
+def test_mixed_configs_are_separate_columns(tree, tmp_path: Path) -> None:
+    root, env = tree
+    copy = tmp_path / "results"
+    shutil.copytree(root, copy)
+    env2 = {**env, "OFFBENCH_RESULTS": str(copy)}
+    p = offbench("run", "--algo", "bc", "--env", "keytodoor-1k", "--seeds", "1", "--steps", "20",
+                 "--eval-episodes", "5", "--set", "lr=0.01", env=env2)
+    assert p.returncode == 0, p.stderr
+    header = offbench("report", "--format", "md", env=env2).stdout.splitlines()[0]
+    assert header.count("bc@") == 2
+    chash = next((copy / "keytodoor-1k" / "bc").glob("*/seed-0/config.json")).parent.parent.name
+    labelled = offbench("report", "--format", "md", "--label", f"{chash[:6]}=bc-first", env=env2).stdout.splitlines()[0]
+    assert "bc-first" in labelled
+
+
+def test_estimators_by_hand() -> None:
+    scores = np.array([[10.0, 40.0], [20.0, 50.0], [30.0, 60.0], [90.0, 0.0]])  # 4 runs x 2 tasks
+    flat = np.sort(scores.ravel())  # 0 10 20 30 40 50 60 90 -> middle half 20 30 40 50
+    assert stats.iqm(scores) == pytest.approx(35.0)
+    assert stats.mean(scores) == pytest.approx(np.mean(flat))
+    assert stats.median(scores) == pytest.approx(np.median([37.5, 37.5]))
+    assert stats.optimality_gap(scores, 50.0) == pytest.approx(50 - np.minimum(flat, 50).mean())
+    x = np.array([[1.0], [3.0]])
+    y = np.array([[2.0], [3.0]])  # pairs: 1<2, 1<3, 3>2, 3=3 -> (1 + 0.5) / 4
+    assert stats.probability_of_improvement(x, y) == pytest.approx(0.375)
+    prof = stats.performance_profile(scores, np.array([25.0, 45.0]))
+    np.testing.assert_allclose(prof, [np.mean([2 / 4, 3 / 4]), np.mean([1 / 4, 2 / 4])])
+
+
+def test_bootstrap_intervals_are_stratified_and_deterministic() -> None:
+    rng = np.random.default_rng(0)
+    scores = rng.normal(50, 10, size=(10, 5))
+    v, lo, hi = stats.interval(stats.iqm, scores, reps=3000, seed=1)
+    assert lo < v < hi and (v, lo, hi) == stats.interval(stats.iqm, scores, reps=3000, seed=1)
+    boot = stats.stratified_resamples(scores, 50, np.random.default_rng(2))
+    for j in range(5):  # every resampled value of task j comes from task j
+        assert np.isin(boot[:, :, j], scores[:, j]).all()
+    # the mean's bootstrap interval is close to the normal-theory one
+    _, lo, hi = stats.interval(stats.mean, scores, reps=4000, seed=3)
+    se = np.sqrt(sum(np.var(scores[:, j], ddof=0) / 10 for j in range(5))) / 5
+    assert hi - lo == pytest.approx(2 * 1.96 * se, rel=0.15)
