@@ -45,9 +45,9 @@ def test_run_all_algorithms_then_report_matches_the_records(isolated: Path) -> N
 
     # The report's numbers are the mean and sample std of the summaries' final scores.
     csv = offbench("report", "--format", "csv").stdout.strip().splitlines()
-    assert csv[0] == "dataset,algo,mean,std,seeds"
+    assert csv[0] == "dataset,algo,mean,std,ci95,seeds,steps,domain"
     for line in csv[1:]:
-        dataset, algo, mean, std, seeds = line.split(",")
+        dataset, algo, mean, std, _, seeds, _, _ = line.split(",")
         scores = [r["score_last"] for r in runs if r["algo"] == algo]
         assert dataset == "keytodoor-1k" and int(seeds) == 2
         assert abs(float(mean) - np.mean(scores)) < 1e-3 and abs(float(std) - np.std(scores, ddof=1)) < 1e-3

@@ -101,6 +101,10 @@ def load(name: str, fetch_missing: bool = True) -> Dataset:
             raise OffbenchError(f"{name} is not cached; run 'offbench fetch {name}'")
         fetch(name)
     arrays, attrs = store.read(path)
+    pinned = get_spec(spec.stored_as).content_sha256
+    if pinned and attrs.get("content_sha256") != pinned:
+        raise OffbenchError(f"the cached {spec.stored_as} differs from the data datasets.toml pins (made by another "
+                            f"offbench version?); run 'offbench fetch --force {spec.stored_as}'")
     data = Dataset.from_arrays(arrays, name=spec.stored_as, attrs=attrs)
     if spec.reward == "delayed":
         data = delayed_rewards(data, spec.name)
