@@ -11,7 +11,7 @@ from offbench.algos.dt import DecisionTransformer, DTConfig
 def model(discrete: bool = True) -> DecisionTransformer:
     torch.manual_seed(0)
     cfg = DTConfig(embed_dim=32, n_layers=2, n_heads=2, dropout=0.1)
-    return DecisionTransformer(obs_dim=5, action_dim=4 if discrete else 3, discrete=discrete, max_timestep=30, cfg=cfg).eval()
+    return DecisionTransformer(obs_shape=(5,), action_dim=4 if discrete else 3, discrete=discrete, max_timestep=30, cfg=cfg).eval()
 
 
 def inputs(b: int = 3, k: int = 6, discrete: bool = True) -> tuple[torch.Tensor, ...]:

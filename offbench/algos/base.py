@@ -176,7 +176,7 @@ class TransitionAlgorithm(Algorithm):
         from offbench.algos.nets import ObsNormalizer
 
         self.obs_dim = int(np.prod(self.obs_shape))
-        self.norm = ObsNormalizer(data.obs_mean, data.obs_std, getattr(config, "normalize_obs", True)).to(device)
+        self.norm = ObsNormalizer.for_data(data, getattr(config, "normalize_obs", True)).to(device)
         self.reward_scale = self.reward_scale_for(data)
 
     def reward_scale_for(self, data: Dataset) -> float:

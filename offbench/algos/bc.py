@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
-from offbench.algos.nets import mlp, sample_or_argmax
+from offbench.algos.nets import sample_or_argmax, state_network
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
 from offbench.data.variants import successful, top_fraction
@@ -39,6 +39,8 @@ class BCConfig(AlgoConfig):
     DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
         "keytodoor": dict(steps=2_000, batch_size=128, eval_every=500, eval_episodes=100, lr=1e-3,
                           normalize_obs=False, sample_actions=False),
+        # Atari: Nature-DQN encoder, the DT paper's optimizer scale and about as many samples as DT's 5 epochs
+        "atari": dict(steps=20_000, batch_size=128, eval_every=5_000, eval_episodes=10, lr=6e-4, normalize_obs=False),
     }
 
 
@@ -49,6 +51,7 @@ class PBCConfig(BCConfig):
 
     DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
         "keytodoor": {**BCConfig.DOMAIN_DEFAULTS["keytodoor"], "by": "success"},
+        "atari": BCConfig.DOMAIN_DEFAULTS["atari"],
     }
 
     def validate(self) -> None:
@@ -69,7 +72,7 @@ class BC(TransitionAlgorithm):
 
     def __init__(self, config: BCConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
         super().__init__(config, data, spec, device)
-        self.actor = mlp(self.obs_dim, config.hidden, self.action_dim).to(device)
+        self.actor = state_network(self.obs_shape, config.hidden, self.action_dim).to(device)
         self.optim = torch.optim.Adam(self.actor.parameters(), lr=config.lr)
 
     def bc_losses(self, b: dict[str, torch.Tensor]) -> torch.Tensor:

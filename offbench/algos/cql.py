@@ -16,13 +16,14 @@ from __future__ import annotations
 import copy
 import math
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
-from offbench.algos.nets import TanhGaussianActor, TwinQ, soft_update
+from offbench.algos.nets import TanhGaussianActor, TwinQ, soft_update, state_network
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
 
@@ -40,16 +41,32 @@ class CQLConfig(AlgoConfig):
     hidden: tuple[int, ...] = (256, 256, 256)
     normalize_obs: bool = True
     backup_entropy: bool = False  # subtract the entropy term in the Bellman target (SAC does; CQL does not)
+    target_update_every: int = 0  # discrete actions (DQN backbone): hard target copies every N steps; 0: soft (tau)
+
+    #: Atari (CQL paper, DQN-replay 1%): DQN backbone with the Nature-DQN encoder, alpha 4, Adam lr 5e-5,
+    #: batch 32, Huber TD loss, target network copied every 2000 steps.
+    DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
+        "atari": dict(steps=20_000, batch_size=32, eval_every=5_000, eval_episodes=10, alpha=4.0, q_lr=5e-5,
+                      target_update_every=2_000, normalize_obs=False),
+        "keytodoor": dict(steps=2_000, batch_size=128, eval_every=500, eval_episodes=100, alpha=1.0, q_lr=1e-3,
+                          hidden=(256, 256), normalize_obs=False),
+    }
 
 
 @ALGORITHMS.register("cql")
 class CQL(TransitionAlgorithm):
-    """Conservative Q-Learning: SAC whose critic is penalized on unsupported actions."""
+    """Conservative Q-Learning: SAC whose critic is penalized on unsupported actions (discrete
+    actions: a DQN with the CQL(H) penalty)."""
 
     Config = CQLConfig
     config: CQLConfig
     continuous_only = True
     STATE = ("actor", "critic", "critic_target", "actor_optim", "critic_optim", "entropy_optim")
+
+    def __new__(cls, config: CQLConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> Any:
+        if data.discrete_actions:  # one name for both action kinds, as the papers use it
+            return DiscreteCQL(config, data, spec, device)
+        return super().__new__(cls)
 
     def __init__(self, config: CQLConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
         super().__init__(config, data, spec, device)
@@ -128,3 +145,50 @@ class CQL(TransitionAlgorithm):
         super().load_state_dict(state)
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
+
+
+class DiscreteCQL(TransitionAlgorithm):
+    """CQL(H) for discrete actions on a DQN backbone: Huber TD error to a target network plus
+    ``alpha * (logsumexp_a Q(s, a) - Q(s, a_data))`` (Kumar et al. 2020, Atari experiments)."""
+
+    Config = CQLConfig
+    config: CQLConfig
+    STATE = ("q", "q_target", "optim")
+
+    def __init__(self, config: CQLConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
+        super().__init__(config, data, spec, device)
+        self.q = state_network(self.obs_shape, config.hidden, self.action_dim).to(device)
+        self.q_target = copy.deepcopy(self.q)
+        self.optim = torch.optim.Adam(self.q.parameters(), lr=config.q_lr, eps=0.01 / 32)
+        self.steps_done = 0
+
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        c, b = self.config, self.tensors(batch)
+        with torch.no_grad():
+            next_q = self.q_target(b["next_obs"]).max(-1).values
+            target = b["rewards"] + c.discount * (1 - b["dones"]) * next_q
+        q_all = self.q(b["obs"])
+        q_data = q_all.gather(1, b["actions"].unsqueeze(1)).squeeze(1)
+        td = F.smooth_l1_loss(q_data, target)
+        penalty = (torch.logsumexp(q_all, dim=1) - q_data).mean()
+        loss = td + c.alpha * penalty
+        self.optim.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optim.step()
+        self.steps_done += 1
+        if c.target_update_every:
+            if self.steps_done % c.target_update_every == 0:
+                self.q_target.load_state_dict(self.q.state_dict())
+        else:
+            soft_update(self.q_target, self.q, c.tau)
+        return {"loss": loss.detach(), "td": td.detach(), "penalty": penalty.detach()}
+
+    def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+        return self.q(obs).argmax(-1)
+
+    def state_dict(self) -> dict:
+        return {**super().state_dict(), "steps_done": self.steps_done}
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        self.steps_done = int(state["steps_done"])

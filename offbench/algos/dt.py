@@ -20,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, Algorithm
-from offbench.algos.nets import ObsNormalizer, sample_or_argmax
+from offbench.algos.nets import NatureCNN, ObsNormalizer, is_image, sample_or_argmax
 from offbench.data.dataset import Dataset, WindowSampler
 from offbench.data.spec import DatasetSpec
 from offbench.errors import UsageError
@@ -55,6 +55,7 @@ class DTConfig(AlgoConfig):
     rtg_scale: float = 1000.0
     normalize_obs: bool = True
     sample_actions: bool = True  # discrete actions: sample from the softmax (else argmax)
+    betas: tuple[float, float] = (0.9, 0.999)
     preset: str = "paper"  # paper | large-batch (CORL's: batch 4096, lr 8e-4); `--set dt.preset=large-batch`
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
@@ -69,7 +70,15 @@ class DTConfig(AlgoConfig):
         if self.embed_dim % self.n_heads:
             raise UsageError(f"embed_dim ({self.embed_dim}) must be divisible by n_heads ({self.n_heads})")
 
+    #: Pong: context 50 and batch 512 (DT paper).
+    DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {"pong-1pct": {"context": 50, "batch_size": 512}}
+
     DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
+        # Atari (DT paper): K 30, 6 layers, 8 heads, embed 128, GELU, AdamW lr 6e-4 betas (0.9, 0.95) wd 0.1,
+        # warmup then cosine decay, batch 128, 5 epochs over 500k transitions (~20k steps), sampled actions
+        "atari": dict(steps=20_000, batch_size=128, eval_every=5_000, eval_episodes=10, context=30, embed_dim=128,
+                      n_layers=6, n_heads=8, dropout=0.1, activation="gelu", lr=6e-4, weight_decay=0.1,
+                      betas=(0.9, 0.95), warmup_steps=500, lr_schedule="cosine", rtg_scale=1.0, normalize_obs=False),
         "keytodoor": dict(steps=10_000, batch_size=64, eval_every=2_000, eval_episodes=100, context=24,
                           embed_dim=32, n_layers=2, dropout=0.0, lr=1e-2, warmup_steps=100,
                           lr_schedule="cosine", rtg_scale=1.0, normalize_obs=False, sample_actions=False),
@@ -100,13 +109,15 @@ class Block(nn.Module):
 class DecisionTransformer(nn.Module):
     """GPT over interleaved (R, s, a) tokens; returns action predictions at every state token."""
 
-    def __init__(self, obs_dim: int, action_dim: int, discrete: bool, max_timestep: int, cfg: DTConfig) -> None:
+    def __init__(self, obs_shape: tuple[int, ...], action_dim: int, discrete: bool, max_timestep: int,
+                 cfg: DTConfig) -> None:
         super().__init__()
         d = cfg.embed_dim
         self.discrete = discrete
         self.embed_timestep = nn.Embedding(max_timestep + 1, d)
         self.embed_return = nn.Linear(1, d)
-        self.embed_state = nn.Linear(obs_dim, d)
+        # frame stacks: the Nature-DQN encoder with a tanh, as the paper's Atari model; vectors: linear
+        self.embed_state = NatureCNN(obs_shape, d, nn.Tanh) if is_image(obs_shape) else nn.Linear(int(np.prod(obs_shape)), d)
         self.embed_action = nn.Embedding(action_dim, d) if discrete else nn.Linear(action_dim, d)
         self.embed_ln = nn.LayerNorm(d)
         self.drop = nn.Dropout(cfg.dropout)
@@ -139,44 +150,43 @@ class DecisionTransformer(nn.Module):
 
 
 class DTPolicy:
-    """Return-conditioned evaluation: keeps each episode's history, feeds the last K steps."""
+    """Return-conditioned evaluation: keeps the last K steps of each episode and feeds them."""
 
     def __init__(self, algo: DT, target_return: float, generator: torch.Generator) -> None:
         self.algo, self.target, self.generator = algo, target_return, generator
 
     def reset(self, n: int) -> None:
-        a = self.algo
-        horizon = a.spec.max_episode_steps + 1
+        a, k = self.algo, self.algo.config.context
         self.t = 0
-        self.states = torch.zeros(n, horizon, a.obs_dim, device=a.device)
-        act_shape = (n, horizon) if a.discrete else (n, horizon, a.action_dim)
+        self.states = torch.zeros(n, k, a.obs_dim, device=a.device)
+        act_shape = (n, k) if a.discrete else (n, k, a.action_dim)
         self.actions = torch.zeros(act_shape, dtype=torch.long if a.discrete else torch.float32, device=a.device)
-        self.rtg = torch.zeros(n, horizon, device=a.device)
-        self.rtg[:, 0] = self.target
+        self.rtg = torch.zeros(n, k, device=a.device)
+        self.next_rtg = torch.full((n,), float(self.target), device=a.device)
+
+    @staticmethod
+    def _push(buf: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+        """Shift the window left by one step and put ``value`` last."""
+        return torch.cat([buf[:, 1:], value.unsqueeze(1).to(buf.dtype)], dim=1)
 
     @torch.no_grad()
     def act(self, observations: np.ndarray) -> np.ndarray:
         a, t, k = self.algo, self.t, self.algo.config.context
         n = len(observations)
-        self.states[:, t] = a.norm(a.to_tensor(observations))
-        lo = max(0, t + 1 - k)
-        pad = k - (t + 1 - lo)
-
-        def window(x: torch.Tensor) -> torch.Tensor:
-            w = x[:, lo : t + 1]
-            return F.pad(w, (0, 0) * (w.dim() - 2) + (pad, 0)) if pad else w
-
-        steps = torch.arange(lo, t + 1, device=a.device).expand(n, -1)
-        mask = torch.ones(n, t + 1 - lo, device=a.device)
-        out = a.model(window(self.states), window(self.actions), window(self.rtg) / a.config.rtg_scale,
-                      F.pad(steps, (pad, 0)) if pad else steps, F.pad(mask, (pad, 0)) if pad else mask)[:, -1]
+        self.states = self._push(self.states, a.norm(a.to_tensor(observations)))
+        self.rtg = self._push(self.rtg, self.next_rtg)
+        self.actions = self._push(self.actions, torch.zeros_like(self.actions[:, 0]))
+        real = min(t + 1, k)  # steps of this episode in the window (the rest is left padding)
+        steps = torch.arange(t + 1 - k, t + 1, device=a.device).clamp_min(0).expand(n, -1)
+        mask = torch.zeros(n, k, device=a.device)
+        mask[:, k - real :] = 1
+        out = a.model(self.states, self.actions, self.rtg / a.config.rtg_scale, steps, mask)[:, -1]
         action = sample_or_argmax(out, a.config.sample_actions, self.generator) if a.discrete else out
-        self.actions[:, t] = action
+        self.actions[:, -1] = action
         return action.cpu().numpy()
 
     def observe(self, rewards: np.ndarray) -> None:
-        if self.t + 1 < self.rtg.shape[1]:
-            self.rtg[:, self.t + 1] = self.rtg[:, self.t] - self.algo.to_tensor(rewards)
+        self.next_rtg = self.rtg[:, -1] - self.algo.to_tensor(rewards)
         self.t += 1
 
 
@@ -191,10 +201,13 @@ class DT(Algorithm):
     def __init__(self, config: DTConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
         super().__init__(config, data, spec, device)
         self.obs_dim = int(np.prod(self.obs_shape))
-        self.norm = ObsNormalizer(data.obs_mean, data.obs_std, config.normalize_obs).to(device)
-        max_t = max(spec.max_episode_steps, int(data.episode_lengths.max()))
-        self.model = DecisionTransformer(self.obs_dim, self.action_dim, self.discrete, max_t, config).to(device)
-        self.optim = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        self.norm = ObsNormalizer.for_data(data, config.normalize_obs).to(device)
+        # the timestep embedding covers the longest episode (Atari: in the data, as the paper; later steps clamp)
+        max_t = int(data.episode_lengths.max()) if spec.domain == "atari" else \
+            max(spec.max_episode_steps, int(data.episode_lengths.max()))
+        self.model = DecisionTransformer(self.obs_shape, self.action_dim, self.discrete, max_t, config).to(device)
+        self.optim = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                       betas=tuple(config.betas))
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.optim, self.lr_factor)
 
     def lr_factor(self, step: int) -> float:

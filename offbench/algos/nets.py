@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,16 +24,56 @@ def mlp(inp: int, hidden: tuple[int, ...] | list[int], out: int, activation: typ
 class ObsNormalizer(nn.Module):
     """Flattens observations and standardizes them with dataset statistics (identity if off)."""
 
-    def __init__(self, mean: np.ndarray, std: np.ndarray, enabled: bool) -> None:
+    def __init__(self, mean: np.ndarray, std: np.ndarray, enabled: bool = True) -> None:
         super().__init__()
         mean_t = torch.as_tensor(mean, dtype=torch.float32) if enabled else torch.zeros(len(mean))
         std_t = torch.as_tensor(std, dtype=torch.float32) if enabled else torch.ones(len(std))
         self.register_buffer("mean", mean_t)
         self.register_buffer("std", std_t)
 
+    @classmethod
+    def for_data(cls, data: Any, enabled: bool) -> ObsNormalizer:
+        """From a dataset's statistics (computed only when enabled: images are not standardized)."""
+        if enabled:
+            return cls(data.obs_mean, data.obs_std)
+        n = int(np.prod(data.obs_shape))
+        return cls(np.zeros(n, np.float32), np.ones(n, np.float32), enabled=False)
+
     def forward(self, obs: torch.Tensor, batch_dims: int = 1) -> torch.Tensor:
         flat = obs.reshape(*obs.shape[:batch_dims], -1).float()
         return (flat - self.mean) / self.std
+
+
+class NatureCNN(nn.Module):
+    """The Nature-DQN state encoder for (stack, 84, 84) uint8 frames given flattened: three
+    convolutions (32 8x8/4, 64 4x4/2, 64 3x3/1), then a linear layer to ``out`` features."""
+
+    def __init__(self, obs_shape: tuple[int, ...], out: int, activation: type[nn.Module] = nn.ReLU) -> None:
+        super().__init__()
+        self.obs_shape = tuple(obs_shape)
+        c = obs_shape[0]
+        self.net = nn.Sequential(
+            nn.Conv2d(c, 32, 8, stride=4), nn.ReLU(), nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
+            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(), nn.Flatten())
+        with torch.no_grad():
+            n = self.net(torch.zeros(1, *obs_shape)).shape[1]
+        self.head = nn.Sequential(nn.Linear(n, out), activation())
+
+    def forward(self, flat: torch.Tensor) -> torch.Tensor:
+        lead = flat.shape[:-1]
+        x = flat.reshape(-1, *self.obs_shape) / 255.0
+        return self.head(self.net(x)).reshape(*lead, -1)
+
+
+def is_image(obs_shape: tuple[int, ...]) -> bool:
+    return len(obs_shape) == 3
+
+
+def state_network(obs_shape: tuple[int, ...], hidden: tuple[int, ...] | list[int], out: int) -> nn.Module:
+    """An MLP on vector observations; the Nature-DQN encoder plus a linear head on frame stacks."""
+    if is_image(obs_shape):
+        return nn.Sequential(NatureCNN(obs_shape, 512), nn.Linear(512, out))
+    return mlp(int(np.prod(obs_shape)), hidden, out)
 
 
 def sample_or_argmax(logits: torch.Tensor, sample: bool, generator: torch.Generator) -> torch.Tensor:

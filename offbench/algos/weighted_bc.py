@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from offbench.algos.base import ALGORITHMS
 from offbench.algos.bc import BC, BCConfig
-from offbench.algos.nets import mlp
+from offbench.algos.nets import state_network
 from offbench.data.dataset import Dataset, TransitionSampler
 from offbench.data.spec import DatasetSpec
 
@@ -81,7 +81,7 @@ class AWR(BC):
 
     def __init__(self, config: AWRConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
         super().__init__(config, data, spec, device)
-        self.value = mlp(self.obs_dim, config.hidden, 1).to(device)
+        self.value = state_network(self.obs_shape, config.hidden, 1).to(device)
         self.value_optim = torch.optim.Adam(self.value.parameters(), lr=config.value_lr)
         self.mean_square = torch.ones((), device=device)
 

@@ -45,7 +45,20 @@ class Dataset:
 
     @property
     def obs_shape(self) -> tuple[int, ...]:
+        """The shape of one state: a frame stack (stack, H, W) for Atari, else one observation."""
+        if self.stack_indices is not None:
+            return (self.stack_indices.shape[1], *self.observations.shape[1:])
         return tuple(self.observations.shape[1:])
+
+    def states(self, idx: np.ndarray) -> np.ndarray:
+        """The states at steps ``idx`` (any shape): observations, or frame stacks assembled from
+        single frames through ``stack_indices`` (zero frames before an episode's start)."""
+        if self.stack_indices is None:
+            return self.observations[idx]
+        rows = self.stack_indices[idx]
+        frames = self.observations[np.maximum(rows, 0)]
+        frames[rows < 0] = 0
+        return frames
 
     @property
     def action_dim(self) -> int:
@@ -160,9 +173,9 @@ class TransitionSampler:
     def sample(self) -> dict[str, np.ndarray]:
         d = self.data
         idx = self.rng.integers(0, len(d), size=self.batch_size)
-        nxt = d.next_observations[idx] if d.next_observations is not None else d.observations[self._next[idx]]
+        nxt = d.next_observations[idx] if d.next_observations is not None else d.states(self._next[idx])
         batch = {
-            "observations": d.observations[idx],
+            "observations": d.states(idx),
             "actions": d.actions[idx],
             "rewards": d.rewards[idx].astype(np.float32),
             "next_observations": nxt,
@@ -200,10 +213,11 @@ class WindowSampler:
         pos = np.arange(k)[None, :] - (k - valid)[:, None]  # step index within the window, <0 = pad
         mask = pos >= 0
         idx = np.where(mask, d.episode_starts[ep][:, None] + offset[:, None] + pos, 0)
-        m = mask.reshape(b, k, *([1] * (d.observations.ndim - 1)))
+        states = d.states(idx)
+        m = mask.reshape(b, k, *([1] * (states.ndim - 2)))
         act_mask = mask.reshape(b, k, *([1] * (d.actions.ndim - 1)))
         return {
-            "observations": np.where(m, d.observations[idx], 0).astype(d.observations.dtype),
+            "observations": np.where(m, states, 0).astype(d.observations.dtype),
             "actions": np.where(act_mask, d.actions[idx], 0).astype(d.actions.dtype),
             "rewards": np.where(mask, d.rewards[idx], 0).astype(np.float32),
             "returns_to_go": np.where(mask, d.returns_to_go[idx], 0).astype(np.float32),

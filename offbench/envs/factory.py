@@ -34,8 +34,20 @@ def make_gym_env(env_id: str, domain: str = "", **kwargs: Any) -> gym.Env:
 
 
 def make_env(spec: DatasetSpec) -> gym.Env:
-    """A fresh evaluation environment for ``spec`` (time limit = the spec's episode cap)."""
-    env = make_gym_env(spec.env, spec.domain, max_episode_steps=spec.max_episode_steps, **spec.env_kwargs)
+    """A fresh evaluation environment for ``spec`` (time limit = the spec's episode cap; Atari:
+    frames, with the DQN preprocessing and a frame stack)."""
+    if spec.domain == "atari":
+        from offbench.envs.atari import make_atari
+
+        kwargs = {k: v for k, v in spec.env_kwargs.items()
+                  if k not in ("frameskip", "repeat_action_probability", "full_action_space")}
+        try:
+            env = make_atari(spec.env, spec.max_episode_steps, int(spec.params.get("frame_stack", 4)), **kwargs)
+        except (gym.error.Error, ImportError) as e:
+            raise OffbenchError(f"cannot make environment {spec.env} for {spec.name}: {e}; install the 'atari' "
+                                "extra (pip install 'offbench[atari]')") from None
+    else:
+        env = make_gym_env(spec.env, spec.domain, max_episode_steps=spec.max_episode_steps, **spec.env_kwargs)
     return DelayedReward(env) if spec.reward == "delayed" else env
 
 

@@ -198,13 +198,15 @@ class Files:
     def __init__(self, spec: DatasetSpec, ctx: FetchContext) -> None:
         self.spec, self.ctx = spec, ctx
         self.rel_dir = f"dqn/{spec.params['game']}/{spec.params['run']}/replay_logs"
-        self.local = self._local_dir() if ctx.local is not None else None
+        local = ctx.local or (Path(spec.params["local_dir"]) if spec.params.get("local_dir") else None)
+        self.local = self._local_dir(local) if local is not None else None
         self.pool = ThreadPoolExecutor(max_workers=max(1, ctx.workers)) if self.local is None else None
         self.pending: dict[int, list[Future]] = {}
         self.sources: list[str] = []
 
-    def _local_dir(self) -> Path:
-        root = self.ctx.require_local(self.spec, "a DQN-replay directory")
+    def _local_dir(self, root: Path) -> Path:
+        if not root.exists():
+            raise OffbenchError(f"{self.spec.name}: {root} does not exist (expected a DQN-replay directory)")
         for cand in (root, root / "replay_logs", root / self.rel_dir, root / self.rel_dir.split("/", 1)[1]):
             if (cand / file_name("observation", 0)).exists() or any(cand.glob("$store$_observation_ckpt.*.gz")):
                 return cand
@@ -312,7 +314,7 @@ def sample_subset(spec: DatasetSpec, ctx: FetchContext) -> tuple[Arrays, dict[st
     if not starts:
         raise OffbenchError(f"{spec.name}: the checkpoints hold no whole episode within their first {limit} rows")
     terminals = np.zeros(n, dtype=bool)
-    ends = np.append(starts[1:], n) - 1
+    ends = np.append(np.asarray(starts[1:], dtype=np.int64), n) - 1
     terminals[ends] = True
     arrays = {
         "observations": frames[:n],

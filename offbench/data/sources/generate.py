@@ -100,6 +100,10 @@ def generate(env: str, preset: str = "quick", levels: list[str] | None = None, o
     """Run the D4RL recipe for ``env``; return the registered dataset names."""
     from offbench.online import policy_fn, rollouts, train_sac
 
+    from offbench.data.sources.atari_local import GAMES, generate_atari
+
+    if env.lower() in GAMES:
+        return generate_atari(env.lower(), preset, log)
     levels = list(levels or LEVELS)
     unknown = [lv for lv in levels if lv not in LEVELS]
     if unknown:
