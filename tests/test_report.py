@@ -79,12 +79,17 @@ def test_filters_and_every_output_file(tree, tmp_path: Path) -> None:
         assert (out / f"{fig}.pdf").stat().st_size > 2000
         img = np.asarray(Image.open(out / f"{fig}.png").convert("L"), dtype=float)
         assert img.shape[0] > 200 and img.shape[1] > 300 and img.std() > 10  # drawn, not blank
-    if shutil.which("pdflatex"):
-        doc = tmp_path / "doc.tex"
-        doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}\n"
-                       + (out / "table.tex").read_text() + "\\end{document}\n")
-        r = subprocess.run(["pdflatex", "-interaction=nonstopmode", doc.name], cwd=tmp_path, capture_output=True)
-        assert r.returncode == 0, r.stdout[-2000:]
+
+
+def test_latex_table_compiles(tree, tmp_path: Path) -> None:
+    if not shutil.which("pdflatex"):
+        pytest.skip("pdflatex is not installed")
+    root, env = tree
+    doc = tmp_path / "doc.tex"
+    doc.write_text("\\documentclass{article}\\usepackage{booktabs}\\begin{document}\n"
+                   + offbench("report", "--format", "latex", "--ci", env=env).stdout + "\\end{document}\n")
+    r = subprocess.run(["pdflatex", "-interaction=nonstopmode", doc.name], cwd=tmp_path, capture_output=True)
+    assert r.returncode == 0, r.stdout[-2000:]
 
 
 def test_aggregates_poi_and_comparison_through_the_cli(tree) -> None:
@@ -155,3 +160,44 @@ def test_bootstrap_intervals_are_stratified_and_deterministic() -> None:
     _, lo, hi = stats.interval(stats.mean, scores, reps=4000, seed=3)
     se = np.sqrt(sum(np.var(scores[:, j], ddof=0) / 10 for j in range(5))) / 5
     assert hi - lo == pytest.approx(2 * 1.96 * se, rel=0.15)
+
+
+RLIABLE_SCRIPT = """
+import json, sys
+import numpy as np
+from rliable import library as rly, metrics
+scores = {k: np.asarray(v) for k, v in json.loads(sys.stdin.read()).items()}
+fns = {"IQM": metrics.aggregate_iqm, "mean": metrics.aggregate_mean, "median": metrics.aggregate_median,
+       "optimality gap": lambda x: metrics.aggregate_optimality_gap(x, 100.0)}
+agg = lambda x: np.array([f(x) for f in fns.values()])
+points, cis = rly.get_interval_estimates(scores, agg, reps=20000)
+poi, poi_ci = rly.get_interval_estimates({"a,b": (scores["a"], scores["b"])},
+                                         metrics.probability_of_improvement, reps=5000)
+print(json.dumps({"points": {k: v.tolist() for k, v in points.items()}, "cis": {k: v.tolist() for k, v in cis.items()},
+                  "poi": float(poi["a,b"]), "poi_ci": np.ravel(poi_ci["a,b"]).tolist()}))
+"""
+
+
+def test_estimators_agree_with_rliable() -> None:
+    """rliable 1.2 needs pandas < 3: point OFFBENCH_RLIABLE_PYTHON at a Python that has it
+    (e.g. a venv with `pip install rliable 'pandas<3'`)."""
+    import os
+
+    python = os.environ.get("OFFBENCH_RLIABLE_PYTHON")
+    if not python:
+        pytest.skip("set OFFBENCH_RLIABLE_PYTHON to a Python with rliable installed")
+    rng = np.random.default_rng(7)
+    scores = {"a": rng.normal(60, 20, size=(5, 6)), "b": rng.normal(50, 25, size=(5, 6))}
+    out = subprocess.run([python, "-c", RLIABLE_SCRIPT], input=json.dumps({k: v.tolist() for k, v in scores.items()}),
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    ref = json.loads(out.stdout)
+    for algo, x in scores.items():
+        for i, (name, fn) in enumerate(stats.AGGREGATES.items()):
+            value, lo, hi = stats.interval(fn, x, reps=20000, seed=0)
+            assert value == pytest.approx(ref["points"][algo][i], abs=1e-9), (algo, name)
+            r_lo, r_hi = ref["cis"][algo][0][i], ref["cis"][algo][1][i]
+            assert lo == pytest.approx(r_lo, abs=0.05 * (r_hi - r_lo)) and hi == pytest.approx(r_hi, abs=0.05 * (r_hi - r_lo))
+    assert stats.probability_of_improvement(scores["a"], scores["b"]) == pytest.approx(ref["poi"], abs=1e-9)
+    _, lo, hi = stats.poi_interval(scores["a"], scores["b"], reps=5000)
+    assert lo == pytest.approx(ref["poi_ci"][0], abs=0.03) and hi == pytest.approx(ref["poi_ci"][1], abs=0.03)
