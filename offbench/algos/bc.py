@@ -64,7 +64,7 @@ class PBCConfig(BCConfig):
 
 @ALGORITHMS.register("bc")
 class BC(TransitionAlgorithm):
-    """Behaviour cloning with an MLP policy."""
+    """Behaviour cloning: an MLP policy (Nature-DQN encoder on Atari frames)."""
 
     Config = BCConfig
     config: BCConfig

@@ -55,8 +55,9 @@ class CQLConfig(AlgoConfig):
 
 @ALGORITHMS.register("cql")
 class CQL(TransitionAlgorithm):
-    """Conservative Q-Learning: SAC whose critic is penalized on unsupported actions (discrete
-    actions: a DQN with the CQL(H) penalty)."""
+    """Conservative Q-Learning: SAC (continuous) or DQN (discrete) with the CQL(H) penalty.
+
+    The critic is pushed down on actions the data do not support and up on the dataset's."""
 
     Config = CQLConfig
     config: CQLConfig
