@@ -69,7 +69,7 @@ def aggregates(rep: Report, reps: int = 2000, seed: int = 0) -> pd.DataFrame:
     stratified-bootstrap intervals."""
     from offbench.report import stats
 
-    datasets = rep.common_datasets()
+    datasets = _common_or_fail(rep)
     rows = []
     for col in sorted(rep.table["column"].unique()):
         scores = rep.score_matrix(col, datasets)
@@ -93,5 +93,14 @@ def probability_of_improvement(rep: Report, a: str, b: str, reps: int = 2000, se
             raise unknown("algorithm in these results", name, columns)
     if a == b:
         raise UsageError("--poi needs two different algorithms")
-    datasets = rep.common_datasets()
+    datasets = _common_or_fail(rep)
     return stats.poi_interval(rep.score_matrix(a, datasets), rep.score_matrix(b, datasets), reps=reps, seed=seed)
+
+
+def _common_or_fail(rep: Report) -> list[str]:
+    datasets = rep.common_datasets()
+    if not datasets:
+        from offbench.errors import UsageError
+
+        raise UsageError("no dataset has runs of every algorithm shown; choose some with --algo and --env")
+    return datasets

@@ -26,8 +26,8 @@ def write_tables(rep: Report, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     files = {"table.md": to_markdown(rep.grid, rep.note), "table.tex": to_latex(rep.grid, rep.note),
              "table.csv": to_csv(rep.table)}
-    agg = aggregates(rep)
-    files["aggregates.csv"] = agg.round(4).to_csv(index=False)
+    if rep.common_datasets():
+        files["aggregates.csv"] = aggregates(rep).round(4).to_csv(index=False)
     paths = []
     for name, text in files.items():
         (out / name).write_text(text)
@@ -53,9 +53,11 @@ def write_plots(rep: Report, out: Path) -> tuple[list[Path], list[str]]:
         paths += plots.return_conditioning(sweeps, best_dataset_returns(list(sweeps["dataset"].unique())), out)
     else:
         skipped.append("return conditioning: no sweeps yet (run 'offbench evaluate --sweep' on DT runs)")
-    agg = aggregates(rep)
-    paths += plots.aggregate_intervals(agg, score_name, out)
     datasets = rep.common_datasets()
+    if not datasets:
+        skipped.append("aggregate intervals and performance profiles: no dataset has runs of every algorithm")
+        return paths, skipped
+    paths += plots.aggregate_intervals(aggregates(rep), score_name, out)
     all_scores = np.concatenate([rep.score_matrix(c, datasets).ravel() for c in sorted(rep.table["column"].unique())])
     taus = np.linspace(min(0.0, all_scores.min()), max(100.0, all_scores.max()), 101)
     profiles = {c: stats.profile_band(rep.score_matrix(c, datasets), taus) for c in sorted(rep.table["column"].unique())}
