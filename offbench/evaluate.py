@@ -43,12 +43,12 @@ def rollout(policy: Policy, spec: DatasetSpec, episodes: int, seed: int, target_
     """
     fns = [lambda: make_env(spec) for _ in range(episodes)]
     vec = gym.vector.AsyncVectorEnv(fns) if parallel else gym.vector.SyncVectorEnv(fns)
-    obs, _ = vec.reset(seed=[seed + i for i in range(episodes)])
-    policy.reset(episodes)
     returns = np.zeros(episodes)
     lengths = np.zeros(episodes, dtype=np.int64)
     done = np.zeros(episodes, dtype=bool)
     try:
+        obs, _ = vec.reset(seed=[seed + i for i in range(episodes)])
+        policy.reset(episodes)
         while not done.all():
             actions = policy.act(obs)
             obs, rewards, terminated, truncated, _ = vec.step(actions)

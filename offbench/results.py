@@ -104,8 +104,12 @@ def load_runs(results: Path) -> tuple[pd.DataFrame, list[str]]:
         if summary is None or not set(SUMMARY_COLUMNS) <= summary.keys():
             warnings.append(f"skipping {summary_path}: not a complete run summary")
             continue
-        rows.append({k: summary[k] for k in SUMMARY_COLUMNS})
-    return pd.DataFrame(rows, columns=SUMMARY_COLUMNS), warnings
+        config = read_json(run_dir / "config.json")
+        cfg = config.get("config") if config else None
+        config_id = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10] if cfg is not None \
+            else summary["config_hash"]
+        rows.append({**{k: summary[k] for k in SUMMARY_COLUMNS}, "config_id": config_id})
+    return pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, "config_id"]), warnings
 
 
 def load_curves(runs: pd.DataFrame, results: Path, warnings: list[str]) -> pd.DataFrame:

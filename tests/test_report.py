@@ -127,10 +127,18 @@ def test_mixed_configs_are_separate_columns(tree, tmp_path: Path) -> None:
     p = offbench("run", "--algo", "bc", "--env", "keytodoor-1k", "--seeds", "1", "--steps", "20",
                  "--eval-episodes", "5", "--set", "lr=0.01", env=env2)
     assert p.returncode == 0, p.stderr
-    header = offbench("report", "--format", "md", env=env2).stdout.splitlines()[0]
-    assert header.count("bc@") == 2
-    chash = next((copy / "keytodoor-1k" / "bc").glob("*/seed-0/config.json")).parent.parent.name
-    labelled = offbench("report", "--format", "md", "--label", f"{chash[:6]}=bc-first", env=env2).stdout.splitlines()[0]
+    lines = offbench("report", "--format", "md", env=env2).stdout.splitlines()
+    header = [c.strip() for c in lines[0].split("|")]
+    bc_cols = [i for i, c in enumerate(header) if c.startswith("bc@")]
+    assert len(bc_cols) == 2
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.split("|")] for line in lines[2:]
+            if line.startswith("| keytodoor-1k")}
+    # the first config has one column with values on both datasets; the new config only on keytodoor-1k
+    filled = sorted(sum(rows[d][i] != "—" for d in DATASETS) for i in bc_cols)
+    assert filled == [1, 2], rows
+    csv = offbench("report", "--format", "csv", env=env2).stdout
+    ids = sorted({line.split(",")[1].split("@")[1] for line in csv.splitlines()[1:] if line.split(",")[1].startswith("bc@")})
+    labelled = offbench("report", "--format", "md", "--label", f"{ids[0]}=bc-first", env=env2).stdout.splitlines()[0]
     assert "bc-first" in labelled
 
 

@@ -96,6 +96,23 @@ def test_an_interrupted_download_resumes_and_ends_byte_identical(mirror, cuts) -
     assert kept.read_bytes() == path.read_bytes()
 
 
+def test_a_dropped_chunked_download_without_content_length_is_not_cached(mirror) -> None:
+    root, server = mirror
+    path, _ = hopper_file(root)
+    rel = "gym_mujoco_v2/hopper_medium-v2.hdf5"
+    server.chunked.add(rel)
+    server.cut_after[rel] = path.stat().st_size // 2  # the connection closes in the middle of a chunk
+    with pytest.raises(OffbenchError, match=r"stopped at [\d,]+ of an unknown number of bytes; run the same fetch"):
+        cache.fetch("hopper-medium", mirror=server.url)
+    assert not cache.is_cached("hopper-medium")
+    downloads = cache.dataset_path("hopper-medium").parents[1] / "downloads" / "d4rl" / rel
+    kept = downloads.with_name(downloads.name + ".part").stat().st_size
+    assert not downloads.exists() and 0 < kept < path.stat().st_size
+    assert path.read_bytes()[:kept] == downloads.with_name(downloads.name + ".part").read_bytes()
+    cache.fetch("hopper-medium", mirror=server.url)  # resumes where the kept bytes end
+    assert server.requests[-1] == (rel, f"bytes={kept}-") and downloads.read_bytes() == path.read_bytes()
+
+
 def test_cli_download_failure_is_one_line_with_alternatives_and_exit_1(tmp_path: Path) -> None:
     line = one_line_error(offbench("fetch", "walker2d-medium", "--mirror", "http://127.0.0.1:9/"), 1)
     assert "http://127.0.0.1:9/gym_mujoco_v2/walker2d_medium-v2.hdf5" in line
@@ -114,7 +131,8 @@ def test_a_truncated_hdf5_file_is_not_cached_and_the_download_is_discarded(mirro
     with pytest.raises(OffbenchError, match=r"hopper_medium-v2\.hdf5.*(not a readable HDF5|damaged)"):
         cache.fetch("hopper-medium", mirror=server.url)
     assert not cache.is_cached("hopper-medium")
-    assert not list((cache.dataset_path("hopper-medium").parents[1] / "downloads").rglob("*.hdf5*"))
+    left = (cache.dataset_path("hopper-medium").parents[1] / "downloads").rglob("*.hdf5*")
+    assert [p.suffix for p in left] == [".lock"]  # only the (empty) lock file stays
 
 
 @pytest.mark.parametrize("damage, message", [

@@ -125,6 +125,7 @@ class Server:
     def __init__(self, root: Path) -> None:
         self.root = root
         self.cut_after: dict[str, int] = {}
+        self.chunked: set[str] = set()  # paths answered with Transfer-Encoding: chunked (no Content-Length)
         self.requests: list[tuple[str, str | None]] = []
         server = self
 
@@ -157,10 +158,25 @@ class Server:
                 else:
                     self.send_response(200)
                 body = data[start:]
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Accept-Ranges", "bytes")
-                self.end_headers()
                 cut = server.cut_after.pop(rel, None)
+                self.send_header("Accept-Ranges", "bytes")
+                if rel in server.chunked:
+                    self.send_header("Transfer-Encoding", "chunked")
+                    self.end_headers()
+                    sent, size = 0, 8192
+                    for i in range(0, len(body), size):
+                        piece = body[i : i + size]
+                        if cut is not None and sent + len(piece) > cut:  # stop in the middle of a chunk
+                            self.wfile.write(f"{len(piece):x}\r\n".encode() + piece[: cut - sent])
+                            self.wfile.flush()
+                            self.close_connection = True
+                            return
+                        self.wfile.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                        sent += len(piece)
+                    self.wfile.write(b"0\r\n\r\n")
+                    return
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
                 if cut is not None:
                     self.wfile.write(body[:cut])
                     self.wfile.flush()

@@ -17,6 +17,7 @@ import http.client
 import json
 import os
 import re
+import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterable
@@ -79,7 +80,7 @@ def completed(job: Download) -> Downloaded | None:
 
 def discard(dest: Path) -> None:
     """Forget a downloaded file (e.g. after it failed to convert), so the next fetch starts over."""
-    for p in (dest, record_path(dest), dest.with_name(dest.name + ".part"), dest.with_name(dest.name + ".lock")):
+    for p in (dest, record_path(dest), dest.with_name(dest.name + ".part")):
         p.unlink(missing_ok=True)
 
 
@@ -109,7 +110,11 @@ def _total_size(resp: Any, offset: int, url: str) -> tuple[int | None, int]:
     return (int(length) if length is not None else None), 0
 
 
-def download(job: Download, progress: Any = None) -> Downloaded:
+class Cancelled(OffbenchError):
+    """A download stopped on request; its ``.part`` file is kept for resuming."""
+
+
+def download(job: Download, progress: Any = None, cancel: threading.Event | None = None) -> Downloaded:
     """Fetch ``job.url`` to ``job.dest`` (resuming a ``.part`` file) and verify it; see module doc.
 
     ``progress`` is an optional ``rich.progress.Progress``. Raises :class:`OffbenchError` with one
@@ -118,10 +123,10 @@ def download(job: Download, progress: Any = None) -> Downloaded:
     job.dest.parent.mkdir(parents=True, exist_ok=True)
     with open(job.dest.with_name(job.dest.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another fetch of the same file waits, then finds it complete
-        return _download_locked(job, progress)
+        return _download_locked(job, progress, cancel)
 
 
-def _download_locked(job: Download, progress: Any) -> Downloaded:
+def _download_locked(job: Download, progress: Any, cancel: threading.Event | None) -> Downloaded:
     done = completed(job)
     if done is not None:
         return done
@@ -137,22 +142,27 @@ def _download_locked(job: Download, progress: Any) -> Downloaded:
         total, offset = _total_size(resp, offset, job.url)
         if progress is not None:
             task = progress.add_task(job.dest.name, total=total, completed=offset)
-        written = offset
+        written, dropped = offset, False
         try:
             with open(part, "r+b" if offset else "wb") as f:
                 f.seek(offset)
                 f.truncate()
                 while True:
+                    if cancel is not None and cancel.is_set():
+                        raise Cancelled(f"download of {job.url} cancelled at {written:,} bytes (kept to resume)")
                     try:
                         chunk = resp.read(CHUNK)
-                    except (http.client.IncompleteRead, OSError) as e:
-                        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
+                    except http.client.IncompleteRead as e:
+                        chunk, dropped = e.partial, True  # keep what arrived; the connection dropped
+                    except OSError as e:
+                        if e.errno in (errno.ENOSPC, errno.EFBIG, errno.EDQUOT):
                             raise
-                        break  # the connection dropped: the size check below reports it
-                    if not chunk:
+                        chunk, dropped = b"", True
+                    if chunk:
+                        f.write(chunk)
+                        written += len(chunk)
+                    if dropped or not chunk:
                         break
-                    f.write(chunk)
-                    written += len(chunk)
                     if task is not None:
                         progress.update(task, completed=written)
                 f.flush()
@@ -160,8 +170,9 @@ def _download_locked(job: Download, progress: Any) -> Downloaded:
         except OSError as e:
             part.unlink(missing_ok=True)
             raise OffbenchError(f"cannot write {part}: {e.strerror or e} (disk full?); nothing was cached") from None
-    if total is not None and written != total:
-        raise OffbenchError(f"download of {job.url} stopped at {written:,} of {total:,} bytes; "
+    if dropped or (total is not None and written != total):
+        shown = f"{total:,}" if total is not None else "an unknown number of"
+        raise OffbenchError(f"download of {job.url} stopped at {written:,} of {shown} bytes; "
                             "run the same fetch again to resume it")
     digest = sha256_file(part)
     if job.sha256 and digest != job.sha256:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import io
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -23,18 +24,21 @@ DOMAIN_ORDER = ["mujoco", "atari", "keytodoor"]
 
 
 def column_labels(runs: pd.DataFrame, labels: dict[str, str] | None = None) -> pd.Series:
-    """Algorithm names, with the config hash appended (or a ``labels[hash prefix]`` name) where one
-    algorithm ran with several configs on the same dataset: different configs are never averaged."""
+    """Algorithm names, with the config's id appended (or a ``labels[prefix]`` name) where one
+    algorithm ran with several configs: different configs are never averaged. The id is a digest
+    of the resolved config alone (the run's config hash also covers the dataset), counted over
+    the whole selection, so one config has one column name on every dataset."""
     labels = labels or {}
-    n_configs = runs.groupby(["dataset", "algo"])["config_hash"].transform("nunique")
+    ids = runs["config_id"] if "config_id" in runs else runs["config_hash"]
+    n_configs = ids.groupby(runs["algo"]).transform("nunique")
 
-    def label(algo: str, chash: str, many: bool) -> str:
+    def label(algo: str, cid: str, chash: str, many: bool) -> str:
         for prefix, name in labels.items():
-            if chash.startswith(prefix):
+            if cid.startswith(prefix) or chash.startswith(prefix):
                 return name
-        return f"{algo}@{chash[:6]}" if many else algo
+        return f"{algo}@{cid[:6]}" if many else algo
 
-    return pd.Series([label(a, h, n > 1) for a, h, n in zip(runs["algo"], runs["config_hash"], n_configs)],
+    return pd.Series([label(a, i, h, n > 1) for a, i, h, n in zip(runs["algo"], ids, runs["config_hash"], n_configs)],
                      index=runs.index)
 
 
@@ -112,10 +116,10 @@ def grid(table: pd.DataFrame, ci: bool = False) -> Grid:
     for domain in dict.fromkeys(domain_of(d) for d in datasets):
         in_domain = [d for d in datasets if domain_of(d) == domain]
         rows += in_domain
-        complete = mean.loc[in_domain].dropna()
+        complete = mean.loc[in_domain].dropna(axis=1, how="all").dropna()  # columns run in this domain
         if len(in_domain) > 1 and len(complete):
             name = f"{domain} average ({len(complete)})"
-            mean.loc[name] = complete.mean()
+            mean.loc[name] = complete.mean().reindex(columns)
             spread.loc[name] = np.nan
             seeds.loc[name] = np.nan
             rows.append(name)
@@ -144,11 +148,13 @@ def to_markdown(g: Grid, note: str) -> str:
     return "\n".join([*lines, "", note]) + "\n"
 
 
+LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+                 "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
+
+
 def latex_escape(text: str) -> str:
-    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("$", r"\$"), ("#", r"\#"),
-                 ("_", r"\_"), ("{", r"\{"), ("}", r"\}"), ("~", r"\textasciitilde{}"), ("^", r"\textasciicircum{}")):
-        text = text.replace(a, b)
-    return text
+    """Escape LaTeX's special characters (one pass, so replacements are not escaped again)."""
+    return re.sub(r"[\\&%$#_{}~^]", lambda m: LATEX_SPECIAL[m.group()], text)
 
 
 def to_latex(g: Grid, note: str) -> str:

@@ -21,6 +21,7 @@ are refused.
 from __future__ import annotations
 
 import gzip
+import threading
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -203,6 +204,7 @@ class Files:
         self.pool = ThreadPoolExecutor(max_workers=max(1, ctx.workers)) if self.local is None else None
         self.pending: dict[int, list[Future]] = {}
         self.sources: list[str] = []
+        self.cancel = threading.Event()
 
     def _local_dir(self, root: Path) -> Path:
         if not root.exists():
@@ -222,7 +224,7 @@ class Files:
             rel = f"{self.rel_dir}/{file_name(element, ckpt)}"
             url = url_join(base, rel.replace("$", "%24"))
             jobs.append(Download(url, self.ctx.download_path(self.spec, rel)))
-        self.pending[ckpt] = [self.pool.submit(download, j, self.ctx.progress) for j in jobs]
+        self.pending[ckpt] = [self.pool.submit(download, j, self.ctx.progress, self.cancel) for j in jobs]
 
     def get(self, ckpt: int) -> dict[str, Path]:
         elements = STORE + EXTRA
@@ -245,6 +247,8 @@ class Files:
                     discard(f.result().path)
 
     def close(self) -> None:
+        """Stop downloads still running (their .part files stay, to resume) and wait for the threads."""
+        self.cancel.set()
         if self.pool is not None:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
@@ -293,12 +297,17 @@ def sample_subset(spec: DatasetSpec, ctx: FetchContext) -> tuple[Arrays, dict[st
                 exhausted.add(c)
                 continue
             lo, hi = eps[0][0] - (stack - 1), eps[-1][1]
-            window = ck.frames(lo, hi)
+            try:
+                window = ck.frames(lo, hi)
+                for s, _ in eps:
+                    if window[s - (stack - 1) - lo : s - lo].any() or ck.actions[s - stack + 1 : s].any() \
+                            or ck.rewards[s - stack + 1 : s].any():
+                        raise OffbenchError(f"{ck.files['observation']}: rows {s - stack + 1}-{s - 1} before the "
+                                            f"episode at row {s} are not zero padding; not a DQN-replay checkpoint")
+            except OffbenchError:
+                files.discard(c)  # a damaged download is fetched again next time
+                raise
             for s, e in eps:
-                pad = window[s - (stack - 1) - lo : s - lo]
-                if pad.any() or ck.actions[s - stack + 1 : s].any() or ck.rewards[s - stack + 1 : s].any():
-                    raise OffbenchError(f"{ck.files['observation']}: rows {s - stack + 1}-{s - 1} before the episode "
-                                        f"at row {s} are not zero padding; not a DQN-replay checkpoint")
                 length = e - s + 1
                 if n + length > len(frames):
                     break
