@@ -209,3 +209,22 @@ def test_estimators_agree_with_rliable() -> None:
     assert stats.probability_of_improvement(scores["a"], scores["b"]) == pytest.approx(ref["poi"], abs=1e-9)
     _, lo, hi = stats.poi_interval(scores["a"], scores["b"], reps=5000)
     assert lo == pytest.approx(ref["poi_ci"][0], abs=0.03) and hi == pytest.approx(ref["poi_ci"][1], abs=0.03)
+
+
+def test_domain_averages_ignore_algorithms_that_never_ran_in_the_domain() -> None:
+    import pandas as pd
+
+    from offbench.report.tables import grid
+
+    rows = [(d, a, m) for d, a, m in [
+        ("hopper-medium", "bc", 50), ("hopper-medium", "dt", 60), ("hopper-medium", "td3bc", 70),
+        ("walker2d-medium", "bc", 40), ("walker2d-medium", "dt", 70), ("walker2d-medium", "td3bc", 80),
+        ("breakout-1pct", "bc", 100), ("breakout-1pct", "dt", 200), ("pong-1pct", "bc", 80), ("pong-1pct", "dt", 90)]]
+    table = pd.DataFrame([{"dataset": d, "column": a, "mean": float(m), "std": 1.0, "ci95": 2.0, "seeds": 3}
+                          for d, a, m in rows])
+    g = grid(table)
+    assert g.rows == ["hopper-medium", "walker2d-medium", "mujoco average (2)",
+                      "breakout-1pct", "pong-1pct", "atari average (2)"]
+    assert g.mean.loc["atari average (2)", "dt"] == 145.0 and np.isnan(g.mean.loc["atari average (2)", "td3bc"])
+    assert g.mean.loc["mujoco average (2)", "td3bc"] == 75.0
+    assert g.best("atari average (2)") == {"dt"}
