@@ -50,7 +50,7 @@ def main() -> None:
     outcome = run_plans(plans, device=args.device, workers=args.workers)
     minutes = (time.perf_counter() - t0) / 60
     rep = build(args.results)
-    cells = {(r.dataset, r.column): (r.mean, r.std, r.seeds) for r in rep.long.itertuples()}
+    cells = {(r.dataset, r.column): (r.mean, r.std, r.seeds) for r in rep.table.itertuples()}
     lines = [
         f"Key-to-Door success rate (%), final evaluation, mean ± sample std over {args.seeds} seeds "
         f"(100 episodes each); paper value in brackets. DT {args.dt_steps} steps, %BC/BC {args.bc_steps} steps.",

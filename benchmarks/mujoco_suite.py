@@ -40,6 +40,7 @@ def main() -> None:
     ap.add_argument("--results", type=Path, default=Path("benchmarks/results/mujoco_suite"))
     ap.add_argument("--workers", type=int, default=None)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--report-only", action="store_true", help="Tabulate what is in --results; train nothing.")
     args = ap.parse_args()
     levels = ["medium", "medium-replay", "medium-expert"]
     names = [f"{args.env}-{lv}-local" for lv in levels]
@@ -52,10 +53,10 @@ def main() -> None:
     plans = plan_runs(names, FAST, args.seeds, args.results, common, steps=args.steps)
     plans += plan_runs([f"{args.env}-medium-replay-local"], SLOW, args.seeds, args.results,
                        [f"eval_every={args.slow_steps}", "eval_episodes=10"], steps=args.slow_steps)
-    outcome = run_plans(plans, device=args.device, workers=args.workers)
+    outcome = run_plans([] if args.report_only else plans, device=args.device, workers=args.workers)
     minutes = (time.perf_counter() - t0) / 60
     rep = build(args.results)
-    cells = {(r.dataset, r.column): (r.mean, r.std, r.seeds) for r in rep.long.itertuples()}
+    cells = {(r.dataset, r.column): (r.mean, r.std, r.seeds) for r in rep.table.itertuples()}
     algos = FAST + SLOW
     lines = [f"Normalized score (local references: random policy 0, SAC expert 100), final evaluation, "
              f"mean ± sample std over {args.seeds} seeds, 10 episodes each. {', '.join(FAST)}: {args.steps} "
@@ -73,7 +74,8 @@ def main() -> None:
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no GPU"
     lines += ["", "Orderings:", *[f"- {c}" for c in checks], "",
               f"Machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} threads, {gpu}. "
-              f"Wall time {minutes:.1f} min ({len(outcome.finished)} runs trained, {len(outcome.skipped)} reused)."]
+              f"Wall time {minutes:.1f} min ({len(outcome.finished)} runs trained, {len(outcome.skipped)} reused)."
+              if not args.report_only else f"Tabulated from the runs in {args.results} (--report-only)."]
     text = "\n".join(lines) + "\n"
     print(text)
     Path("benchmarks/mujoco_suite.md").write_text(text)
