@@ -24,9 +24,29 @@ from offbench.errors import OffbenchError, UsageError
 from offbench.paths import cache_root, inside
 
 
+def file_for(stored_name: str) -> Path:
+    """The canonical file of a stored dataset, by name (registered or not yet)."""
+    return inside(cache_root(), "datasets", f"{stored_name}.hdf5")
+
+
 def dataset_path(name: str) -> Path:
     """Where the canonical file of dataset ``name`` lives (whether or not it exists)."""
-    return inside(cache_root(), "datasets", f"{get_spec(name).stored_as}.hdf5")
+    return file_for(get_spec(name).stored_as)
+
+
+def save(name: str, source: str, arrays: dict[str, Any], attrs: dict[str, Any], pinned: str = "") -> str:
+    """Write ``arrays`` as the canonical file of ``name`` (atomically) with the provenance every
+    cache file carries; return their ``content_sha256``. With ``pinned``, a different digest is
+    an error and nothing is written."""
+    digest = store.content_sha256(arrays)
+    if pinned and digest != pinned:
+        where = f" (from {attrs['origin']})" if attrs.get("origin") else ""
+        raise OffbenchError(f"{name}: content sha256 {digest[:16]}... differs from the pinned "
+                            f"{pinned[:16]}...{where}; not cached")
+    attrs = {**attrs, "name": name, "source": source, "content_sha256": digest, "offbench_version": __version__,
+             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
+    store.write(file_for(name), arrays, attrs)
+    return digest
 
 
 def is_cached(name: str) -> bool:
@@ -52,15 +72,7 @@ def fetch(name: str, force: bool = False, mirror: str | None = None, local: Path
     ctx = FetchContext(downloads=inside(cache_root(), "downloads"), mirror=mirror,
                        local=local, workers=workers, progress=progress)
     arrays, attrs = get_source(spec.source)(spec, ctx)
-    digest = store.content_sha256(arrays)
-    if spec.content_sha256 and digest != spec.content_sha256:
-        where = f" (from {attrs['origin']})" if attrs.get("origin") else ""
-        raise OffbenchError(f"{name}: content sha256 {digest[:16]}... differs from the pinned "
-                            f"{spec.content_sha256[:16]}...{where}; not cached")
-    attrs = {**attrs, "name": spec.name, "source": spec.source, "content_sha256": digest,
-             "offbench_version": __version__,
-             "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")}
-    store.write(path, arrays, attrs)
+    save(spec.name, spec.source, arrays, attrs, pinned=spec.content_sha256)
     return path
 
 
@@ -158,7 +170,8 @@ def info(name: str) -> dict[str, Any]:
         facts["content_sha256"] = data.attrs.get("content_sha256") if not spec.base else None
         facts["created"] = data.attrs.get("created")
         facts["size_bytes"] = path.stat().st_size
-        facts["ref_min_return"], facts["ref_max_return"] = (run_spec(name).ref_min_return, run_spec(name).ref_max_return)
+        resolved = run_spec(name)
+        facts["ref_min_return"], facts["ref_max_return"] = resolved.ref_min_return, resolved.ref_max_return
         facts.update({k: data.attrs[k] for k in PROVENANCE if k in data.attrs})
     return facts
 

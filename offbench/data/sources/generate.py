@@ -29,15 +29,13 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from offbench import __version__
-from offbench.data import store
 from offbench.data.dataset import Dataset
 from offbench.data.sources import SOURCES, Arrays, FetchContext
 from offbench.data.sources.d4rl import episode_starts
 from offbench.data.spec import DatasetSpec, all_specs, local_registry_path
 from offbench.envs.factory import make_gym_env
 from offbench.errors import OffbenchError, UsageError
-from offbench.paths import cache_root, inside, write_text_atomic
+from offbench.paths import write_text_atomic
 
 LEVELS = ("random", "medium", "medium-replay", "medium-expert", "expert")
 #: Short names for the D4RL locomotion environments (evaluated on gymnasium v4, as D4RL's data).
@@ -98,9 +96,9 @@ def _cut(arrays: Arrays, n: int) -> Arrays:
 def generate(env: str, preset: str = "quick", levels: list[str] | None = None, overrides: dict[str, str] | None = None,
              device: str = "cpu", force: bool = False, log: Callable[[str], None] = print) -> list[str]:
     """Run the D4RL recipe for ``env``; return the registered dataset names."""
-    from offbench.online import policy_fn, rollouts, train_sac
-
+    from offbench.data import cache
     from offbench.data.sources.atari_local import GAMES, generate_atari
+    from offbench.online import policy_fn, rollouts, train_sac
 
     if env.lower() in GAMES:
         return generate_atari(env.lower(), preset, log)
@@ -122,7 +120,7 @@ def generate(env: str, preset: str = "quick", levels: list[str] | None = None, o
         if name in existing and existing[name].source != "generated":
             raise UsageError(f"{name} is already a registered dataset; it cannot be replaced by a local one")
     if not force:
-        have = [n for n in names.values() if (cache_root() / "datasets" / f"{n}.hdf5").exists()]
+        have = [n for n in names.values() if cache.file_for(n).exists()]
         if len(have) == len(names):
             log(f"already generated: {', '.join(have)} (use --force to make them again)")
             return list(names.values())
@@ -162,17 +160,17 @@ def generate(env: str, preset: str = "quick", levels: list[str] | None = None, o
     for lv in levels:
         name = names[lv]
         arrays = data[lv]
-        attrs = {"name": name, "source": "generated", "origin": f"offbench generate {env} --preset {preset}",
+        attrs = {"origin": f"offbench generate {env} --preset {preset}",
                  "recipe": f"D4RL recipe: SAC {p.sac_steps} steps; expert = best checkpoint (step {expert.step}, "
                            f"return {expert.eval_return:.1f}); medium = step {medium.step} (return {medium.eval_return:.1f})",
-                 "preset": json.dumps(dataclasses.asdict(p)), "env": env_id, "content_sha256": store.content_sha256(arrays),
-                 "offbench_version": __version__, "created": made, "ref_min_return": ref_min, "ref_max_return": ref_max}
-        store.write(inside(cache_root(), "datasets", f"{name}.hdf5"), arrays, attrs)
+                 "preset": json.dumps(dataclasses.asdict(p)), "env": env_id,
+                 "ref_min_return": ref_min, "ref_max_return": ref_max}
+        digest = cache.save(name, "generated", arrays, attrs)
         entries[name] = {"description": f"{env_id} {lv}, made locally with the D4RL recipe ({preset} preset)",
                          "domain": "mujoco", "source": "generated", "env": env_id, "max_episode_steps": max_steps,
                          "ref_min_return": ref_min, "ref_max_return": ref_max, "score": "normalized score (local references)",
                          "target_returns": [round(ref_max * 1.1, 1), round(ref_max * 0.55, 1)],
-                         "content_sha256": attrs["content_sha256"], "generated": made,
+                         "content_sha256": digest, "generated": made,
                          "command": f"offbench generate {env} --preset {preset}"}
         log(f"{name}: {len(arrays['rewards']):,} transitions, {len(arrays['episode_starts'])} episodes")
     register_local(entries)
