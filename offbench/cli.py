@@ -328,7 +328,7 @@ def report(results: Path | None, fmt: str, stat: str, ci: bool, algos: str | Non
       offbench report --compare published
     """
     from offbench.paths import default_results_root
-    from offbench.report import aggregates, build, probability_of_improvement
+    from offbench.report import build, probability_of_improvement
     from offbench.report.tables import to_csv, to_latex, to_markdown
 
     root = results or default_results_root()
@@ -347,7 +347,7 @@ def report(results: Path | None, fmt: str, stat: str, ci: bool, algos: str | Non
     else:
         _print_grid(rep, root)
     if aggregate:
-        agg = aggregates(rep)
+        agg = rep.aggregate_table
         t = Table(title=f"aggregates over {agg['tasks'].iloc[0]} datasets, {agg['seeds'].iloc[0]} seeds "
                         "(95% stratified bootstrap CIs)")
         for c in ("algo", "metric", "value", "95% CI"):

@@ -125,12 +125,15 @@ def load_curves(runs: pd.DataFrame, results: Path, warnings: list[str]) -> pd.Da
 
 
 def load_sweeps(runs: pd.DataFrame, results: Path, warnings: list[str]) -> pd.DataFrame:
-    """Return-conditioning sweeps of the given runs: (dataset, algo, seed, target_return, return_mean)."""
+    """Return-conditioning sweeps of the given runs: (dataset, algo, seed, target_return, return_mean,
+    and the best episode return in the dataset, recorded by the sweep)."""
     rows = []
     for r in runs.itertuples():
         path = RunDir.of(results, r.dataset, r.algo, r.config_hash, r.seed).sweep
         for rec in read_metrics(path, warnings):
             if "target_return" in rec and "return_mean" in rec:
                 rows.append({"dataset": r.dataset, "algo": r.algo, "config_hash": r.config_hash, "seed": r.seed,
-                             "target_return": rec["target_return"], "return_mean": rec["return_mean"]})
-    return pd.DataFrame(rows, columns=["dataset", "algo", "config_hash", "seed", "target_return", "return_mean"])
+                             "target_return": rec["target_return"], "return_mean": rec["return_mean"],
+                             "dataset_best_return": rec.get("dataset_best_return")})
+    return pd.DataFrame(rows, columns=["dataset", "algo", "config_hash", "seed", "target_return", "return_mean",
+                                       "dataset_best_return"])

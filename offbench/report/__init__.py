@@ -8,6 +8,7 @@ score table; ``tables`` renders it, ``stats`` estimates aggregates with bootstra
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,8 @@ __all__ = ["Report", "build"]
 
 @dataclass
 class Report:
-    """The runs, their score table (long) and grid, the footer, and warnings about bad records."""
+    """The runs (with their ``column`` label), their score table (long) and grid, the footer, and
+    warnings about bad records."""
 
     results: Path
     runs: pd.DataFrame
@@ -39,11 +41,16 @@ class Report:
     def score_matrix(self, column: str, datasets: list[str]) -> np.ndarray:
         """(seeds, datasets) scores of one column, for the aggregate statistics (first ``n`` seeds of
         each dataset, ``n`` the fewest any dataset has)."""
-        runs = self.runs.assign(column=column_labels(self.runs, self.labels))
+        runs = self.runs
         per = [runs[(runs["column"] == column) & (runs["dataset"] == d)].sort_values("seed")[STATS[self.stat]].to_numpy()
                for d in datasets]
         n = min(len(p) for p in per)
         return np.stack([p[:n] for p in per], axis=1).astype(float)
+
+    @cached_property
+    def aggregate_table(self) -> pd.DataFrame:
+        """:func:`aggregates` with its defaults, computed once per report."""
+        return aggregates(self)
 
     def common_datasets(self) -> list[str]:
         """Datasets on which every column has runs (the tasks of the aggregate statistics)."""
@@ -60,7 +67,8 @@ def build(results: Path, stat: str = "last", ci: bool = False, algos: list[str] 
     runs = select(runs, algos, envs)
     if runs.empty:
         return Report(results, runs, pd.DataFrame(), None, "", warnings, stat, labels)
-    table = score_table(runs, stat, labels)
+    runs = runs.assign(column=column_labels(runs, labels))
+    table = score_table(runs, stat)
     return Report(results, runs, table, grid(table, ci), footer(runs, table, stat, ci), warnings, stat, labels)
 
 

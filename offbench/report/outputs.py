@@ -6,20 +6,9 @@ from pathlib import Path
 
 import numpy as np
 
-from offbench.report import Report, aggregates
-from offbench.report.tables import column_labels, to_csv, to_latex, to_markdown
+from offbench.report import Report
+from offbench.report.tables import to_csv, to_latex, to_markdown
 from offbench.results import load_curves, load_sweeps
-
-
-def best_dataset_returns(datasets: list[str]) -> dict[str, float]:
-    """The best trajectory return of each cached dataset (for the return-conditioning plot)."""
-    from offbench.data import cache
-
-    out = {}
-    for d in datasets:
-        if cache.is_cached(d):
-            out[d] = float(cache.load(d, fetch_missing=False).episode_returns.max())
-    return out
 
 
 def write_tables(rep: Report, out: Path) -> list[Path]:
@@ -27,7 +16,7 @@ def write_tables(rep: Report, out: Path) -> list[Path]:
     files = {"table.md": to_markdown(rep.grid, rep.note), "table.tex": to_latex(rep.grid, rep.note),
              "table.csv": to_csv(rep.table)}
     if rep.common_datasets():
-        files["aggregates.csv"] = aggregates(rep).round(4).to_csv(index=False)
+        files["aggregates.csv"] = rep.aggregate_table.round(4).to_csv(index=False)
     paths = []
     for name, text in files.items():
         (out / name).write_text(text)
@@ -40,24 +29,24 @@ def write_plots(rep: Report, out: Path) -> tuple[list[Path], list[str]]:
     from offbench.report import plots, stats
 
     score_name = "; ".join(sorted(set(rep.runs["score_name"])))
-    runs = rep.runs.assign(column=column_labels(rep.runs, rep.labels))
+    keys = rep.runs[["dataset", "algo", "config_hash", "seed", "column"]]
     paths: list[Path] = []
     skipped: list[str] = []
     curves = load_curves(rep.runs, rep.results, rep.warnings)
-    curves = curves.merge(runs[["dataset", "algo", "config_hash", "seed", "column"]], on=["dataset", "algo", "config_hash", "seed"])
+    curves = curves.merge(keys, on=["dataset", "algo", "config_hash", "seed"])
     paths += plots.learning_curves(curves, score_name, out)
     sweeps = load_sweeps(rep.runs, rep.results, rep.warnings)
     if len(sweeps):
-        sweeps = sweeps.merge(runs[["dataset", "algo", "config_hash", "seed", "column"]],
-                              on=["dataset", "algo", "config_hash", "seed"])
-        paths += plots.return_conditioning(sweeps, best_dataset_returns(list(sweeps["dataset"].unique())), out)
+        sweeps = sweeps.merge(keys, on=["dataset", "algo", "config_hash", "seed"])
+        best = sweeps.dropna(subset=["dataset_best_return"]).groupby("dataset")["dataset_best_return"].max()
+        paths += plots.return_conditioning(sweeps, best.to_dict(), out)
     else:
         skipped.append("return conditioning: no sweeps yet (run 'offbench evaluate --sweep' on DT runs)")
     datasets = rep.common_datasets()
     if not datasets:
         skipped.append("aggregate intervals and performance profiles: no dataset has runs of every algorithm")
         return paths, skipped
-    paths += plots.aggregate_intervals(aggregates(rep), score_name, out)
+    paths += plots.aggregate_intervals(rep.aggregate_table, score_name, out)
     all_scores = np.concatenate([rep.score_matrix(c, datasets).ravel() for c in sorted(rep.table["column"].unique())])
     taus = np.linspace(min(0.0, all_scores.min()), max(100.0, all_scores.max()), 101)
     profiles = {c: stats.profile_band(rep.score_matrix(c, datasets), taus) for c in sorted(rep.table["column"].unique())}

@@ -51,10 +51,10 @@ def select(runs: pd.DataFrame, algos: list[str] | None, envs: list[str] | None) 
     return runs[match(runs["algo"], algos) & match(runs["dataset"], envs)]
 
 
-def score_table(runs: pd.DataFrame, stat: str = "last", labels: dict[str, str] | None = None) -> pd.DataFrame:
-    """One row per (dataset, column): mean, sample std, t-interval half-width and seed count."""
+def score_table(runs: pd.DataFrame, stat: str = "last") -> pd.DataFrame:
+    """One row per (dataset, column): mean, sample std, t-interval half-width and seed count
+    (``runs`` carry their ``column`` label: :func:`column_labels`)."""
     col = STATS[stat]
-    runs = runs.assign(column=column_labels(runs, labels))
     rows = []
     for (dataset, column), g in runs.groupby(["dataset", "column"], sort=False):
         v = g[col].to_numpy(dtype=float)
