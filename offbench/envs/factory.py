@@ -39,10 +39,8 @@ def make_env(spec: DatasetSpec) -> gym.Env:
     if spec.domain == "atari":
         from offbench.envs.atari import make_atari
 
-        kwargs = {k: v for k, v in spec.env_kwargs.items()
-                  if k not in ("frameskip", "repeat_action_probability", "full_action_space")}
         try:
-            env = make_atari(spec.env, spec.max_episode_steps, int(spec.params.get("frame_stack", 4)), **kwargs)
+            env = make_atari(spec.env, spec.max_episode_steps, int(spec.params.get("frame_stack", 4)), **spec.env_kwargs)
         except (gym.error.Error, ImportError) as e:
             raise OffbenchError(f"cannot make environment {spec.env} for {spec.name}: {e}; install the 'atari' "
                                 "extra (pip install 'offbench[atari]')") from None
