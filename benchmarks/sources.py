@@ -14,8 +14,6 @@ resident set just before the measured call. Writes benchmarks/results/sources.js
 from __future__ import annotations
 
 import argparse
-import gzip
-import io
 import json
 import os
 import platform
@@ -27,6 +25,8 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+
+from offbench.data.sources.atari_local import write_npy_gz
 
 HERE = Path(__file__).resolve().parent
 
@@ -77,13 +77,6 @@ def write_d4rl(path: Path, rows: int, obs_dim: int = 17, act_dim: int = 6) -> No
                      "infos/qvel": rng.normal(size=(rows, 9)).astype(np.float32),
                      "infos/action_log_probs": rng.normal(size=rows).astype(np.float32)}.items():
             f.create_dataset(k, data=a, compression="gzip")
-
-
-def write_npy_gz(path: Path, a: np.ndarray) -> None:
-    buf = io.BytesIO()
-    np.save(buf, a, allow_pickle=False)
-    with gzip.open(path, "wb", compresslevel=1) as f:
-        f.write(buf.getbuffer())
 
 
 def write_dqn_checkpoint(logs: Path, ckpt: int, rows: int) -> None:

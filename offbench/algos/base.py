@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import torch
 
+from offbench.algos.nets import ObsNormalizer
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
 from offbench.errors import UsageError
@@ -173,8 +174,6 @@ class TransitionAlgorithm(Algorithm):
         super().__init__(config, data, spec, device)
         if self.continuous_only and self.discrete:
             raise UsageError(f"{type(self).__name__} needs continuous actions; {spec.name} has discrete ones")
-        from offbench.algos.nets import ObsNormalizer
-
         self.obs_dim = int(np.prod(self.obs_shape))
         self.norm = ObsNormalizer.for_data(data, getattr(config, "normalize_obs", True)).to(device)
         self.reward_scale = self.reward_scale_for(data)

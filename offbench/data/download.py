@@ -4,7 +4,7 @@ A file is fetched to ``<dest>.part``; an interrupted transfer leaves the ``.part
 next attempt asks the server for the remaining bytes only (``Range: bytes=N-``). A file counts as
 complete only when its size equals the server's Content-Length and its sha256 matches the pinned
 one (if any); then a record ``<dest>.json`` (url, size, sha256, when) is written and the file is
-renamed to ``dest``. Several files download in parallel threads.
+renamed to ``dest``. Callers run several downloads in parallel threads (``cancel`` stops one).
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ import re
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -184,22 +182,6 @@ def _download_locked(job: Download, progress: Any, cancel: threading.Event | Non
     os.replace(part, job.dest)
     write_json_atomic(record_path(job.dest), rec)
     return Downloaded(url=job.url, path=job.dest, size=written, sha256=digest, fetched=fetched)
-
-
-def download_all(jobs: Iterable[Download], workers: int = 4, progress: Any = None) -> list[Downloaded]:
-    """Download several files in parallel threads; results in the order of ``jobs``.
-
-    Every transfer runs to its end (complete, or a ``.part`` left to resume) before the first
-    error is raised.
-    """
-    jobs = list(jobs)
-    with ThreadPoolExecutor(max_workers=max(1, min(workers, len(jobs) or 1))) as pool:
-        futures = [pool.submit(download, j, progress) for j in jobs]
-        errors = [f.exception() for f in futures]
-    for e in errors:
-        if e is not None:
-            raise e
-    return [f.result() for f in futures]
 
 
 def url_join(base: str, relative: str) -> str:

@@ -203,7 +203,6 @@ class Files:
         self.local = self._local_dir(local) if local is not None else None
         self.pool = ThreadPoolExecutor(max_workers=max(1, ctx.workers)) if self.local is None else None
         self.pending: dict[int, list[Future]] = {}
-        self.sources: list[str] = []
         self.cancel = threading.Event()
 
     def _local_dir(self, root: Path) -> Path:
@@ -233,11 +232,9 @@ class Files:
             missing = [str(p) for p in files.values() if not p.is_file()]
             if missing:
                 raise OffbenchError(f"{missing[0]}: missing from the DQN-replay directory")
-            self.sources.extend(str(p) for p in files.values())
             return files
         self.prefetch(ckpt)
         got = [f.result() for f in self.pending[ckpt]]
-        self.sources.extend(g.url for g in got)
         return {e: g.path for e, g in zip(elements, got)}
 
     def discard(self, ckpt: int) -> None:
