@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import gymnasium as gym
 import numpy as np
 
-from offbench.algos.base import Policy
+from offbench.algos.base import Algorithm, Policy
 from offbench.data.spec import DatasetSpec
 from offbench.envs.factory import make_env
 
@@ -31,32 +32,58 @@ class Evaluation:
                 "length_mean": float(self.lengths.mean())}
 
 
-def rollout(policy: Policy, spec: DatasetSpec, episodes: int, seed: int, target_return: float | None = None,
-            parallel: bool = False) -> Evaluation:
-    """Run ``episodes`` episodes of ``spec``'s environment with ``policy``, all at once.
+def rollout(policy: Policy, spec: DatasetSpec, episodes: int, seeds: Sequence[int], target_return: float | None = None,
+            parallel: bool = False) -> list[Evaluation]:
+    """Run ``episodes`` episodes of ``spec``'s environment for each of ``len(seeds)`` trained seeds,
+    all at once; one :class:`Evaluation` per seed.
 
     The episodes are the sub-environments of one gymnasium vector env (``parallel``: each in its
-    own process, ``AsyncVectorEnv``), stepped together with one batched policy call per step.
-    Episode ``i`` is reset with seed ``seed + i``. A finished episode stays in the batch until all
-    are done (gymnasium resets it; its further results are ignored), so the policy always sees
-    every environment.
+    own process, ``AsyncVectorEnv``), stepped together with one batched policy call per step: the
+    policy sees observations shaped (seeds, episodes, ...) and answers actions shaped (seeds,
+    episodes, ...). Episode ``e`` of seed ``i`` is reset with ``seeds[i] + e``, so a seed's episodes
+    do not depend on which other seeds are evaluated with it. A finished episode stays in the batch
+    until all are done (gymnasium resets it; its further results are ignored).
     """
-    fns = [lambda: make_env(spec) for _ in range(episodes)]
+    s, n = len(seeds), len(seeds) * episodes
+    fns = [lambda: make_env(spec) for _ in range(n)]
     vec = gym.vector.AsyncVectorEnv(fns) if parallel else gym.vector.SyncVectorEnv(fns)
-    returns = np.zeros(episodes)
-    lengths = np.zeros(episodes, dtype=np.int64)
-    done = np.zeros(episodes, dtype=bool)
+    returns = np.zeros(n)
+    lengths = np.zeros(n, dtype=np.int64)
+    done = np.zeros(n, dtype=bool)
     try:
-        obs, _ = vec.reset(seed=[seed + i for i in range(episodes)])
+        obs, _ = vec.reset(seed=[int(seed) + e for seed in seeds for e in range(episodes)])
         policy.reset(episodes)
         while not done.all():
-            actions = policy.act(obs)
-            obs, rewards, terminated, truncated, _ = vec.step(actions)
+            actions = policy.act(obs.reshape(s, episodes, *obs.shape[1:]))
+            obs, rewards, terminated, truncated, _ = vec.step(actions.reshape(n, *actions.shape[2:]))
             rewards = np.where(done, 0.0, rewards)
             lengths += ~done
             returns += rewards
-            policy.observe(rewards)
+            policy.observe(rewards.reshape(s, episodes))
             done |= terminated | truncated
     finally:
         vec.close()
-    return Evaluation(target_return, returns, lengths)
+    return [Evaluation(target_return, r, ln) for r, ln in zip(returns.reshape(s, episodes), lengths.reshape(s, episodes))]
+
+
+class OneSeedPolicy:
+    """A plain policy (observations (N, ...)) seen through the seed axis of :func:`rollout`."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    def reset(self, n: int) -> None:
+        self.policy.reset(n)
+
+    def act(self, observations: np.ndarray) -> np.ndarray:
+        return np.asarray(self.policy.act(observations[0]))[None]
+
+    def observe(self, rewards: np.ndarray) -> None:
+        self.policy.observe(rewards[0])
+
+
+def seeds_policy(algo: Algorithm, target_return: float | None, generators: list) -> Policy:
+    """``algo``'s evaluation policy for all its seeds (one generator each), on the seed axis."""
+    if algo.seed_batched:
+        return algo.policy(target_return, generators)
+    return OneSeedPolicy(algo.policy(target_return, generators[0]))

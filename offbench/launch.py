@@ -20,7 +20,13 @@ from offbench.data import cache
 from offbench.data.spec import get_spec, resolve_names
 from offbench.errors import OffbenchError, UsageError
 from offbench.paths import ensure_writable
-from offbench.train import RunPlan, execute, resolve_device
+from offbench.train import (
+    RunPlan,
+    checkpoint_step,
+    execute,
+    execute_seeds,
+    resolve_device,
+)
 
 
 def split_overrides(sets: list[str], algos: list[str]) -> dict[str, dict[str, str]]:
@@ -92,11 +98,11 @@ def _worker_init(threads: int, events: Any) -> None:
     threading.Thread(target=exit_with_parent, daemon=True).start()
 
 
-def _worker(plan: RunPlan, device: str) -> dict[str, Any]:
-    def progress(step: int, total: int, score: float | None) -> None:
-        _events.put(("progress", plan.label, step, total, score))
+def _worker(plans: list[RunPlan], device: str) -> list[dict[str, Any]]:
+    def progress(i: int, step: int, total: int, score: float | None) -> None:
+        _events.put(("progress", plans[i].label, step, total, score))
 
-    return execute(plan, device=device, progress=progress)
+    return execute_seeds(plans, device=device, progress=progress)
 
 
 def default_workers(n_runs: int, device: torch.device) -> int:
@@ -105,9 +111,29 @@ def default_workers(n_runs: int, device: torch.device) -> int:
     return max(1, min(n_runs, cores if device.type == "cpu" else 4))
 
 
+def group_seeds(plans: list[RunPlan], parts: int = 1, most: int | None = None) -> list[list[RunPlan]]:
+    """Seeds that train as one model: runs of one (dataset, algorithm, config) whose checkpoints
+    are at the same step (a seed-batched algorithm; others run alone), at most ``most`` per group.
+    The largest groups are then halved until there are ``parts`` groups (to keep ``parts`` CPU
+    workers busy) or none can be split."""
+    groups: dict[tuple, list[RunPlan]] = {}
+    for plan in plans:
+        batched = get_algorithm(plan.algo).seed_batched
+        key = (plan.dataset, plan.algo, plan.config_hash, checkpoint_step(plan)) if batched else (plan.label,)
+        groups.setdefault(key, []).append(plan)
+    out = [g[i : i + (most or len(g))] for g in groups.values() for i in range(0, len(g), most or len(g))]
+    while len(out) < parts and max(len(g) for g in out) > 1:
+        big = max(out, key=len)
+        out.remove(big)
+        out += [big[: len(big) // 2], big[len(big) // 2 :]]
+    return out
+
+
 def run_plans(plans: list[RunPlan], device: str = "auto", workers: int | None = None,
-              report: Reporter | None = None) -> RunOutcome:
-    """Run all plans, skipping finished ones; each worker process runs one plan at a time."""
+              report: Reporter | None = None, seeds_together: int | None = None) -> RunOutcome:
+    """Run all plans, skipping finished ones. The seeds of one (dataset, algorithm, config) train
+    together as one model (at most ``seeds_together`` at once; default: all, split on CPU so that
+    every worker has work); each worker process runs one such group at a time."""
     outcome = RunOutcome()
     todo = []
     for plan in plans:
@@ -122,42 +148,54 @@ def run_plans(plans: list[RunPlan], device: str = "auto", workers: int | None = 
         cache.fetch(name)  # once, here, not in every worker
     dev = resolve_device(device)
     n = workers or default_workers(len(todo), dev)
+    groups = group_seeds(todo, parts=n if dev.type == "cpu" else 1, most=seeds_together)
+    n = min(n, len(groups))
     report = report or (lambda *a: None)
-    if n == 1:
-        for plan in todo:
-            report("start", plan.label, 0, plan.config.steps, None)
-            try:
-                summary = execute(plan, device, lambda s, t, sc, label=plan.label: report("progress", label, s, t, sc))
-            except OffbenchError as e:
-                outcome.failed.append((plan, str(e)))
-                report("failed", plan.label, 0, 0, None)
-                continue
+
+    def finished(group: list[RunPlan], summaries: list[dict[str, Any]]) -> None:
+        for summary in summaries:
             outcome.finished.append(summary)
-            report("done", plan.label, summary["steps"], summary["steps"], summary["score_last"])
+            report("done", f"{summary['dataset']}/{summary['algo']}/seed-{summary['seed']}", summary["steps"],
+                   summary["steps"], summary["score_last"])
+
+    def failed(group: list[RunPlan], message: str) -> None:
+        for plan in group:
+            outcome.failed.append((plan, message))
+            report("failed", plan.label, 0, 0, None)
+
+    if n == 1:
+        for group in groups:
+            for plan in group:
+                report("start", plan.label, 0, plan.config.steps, None)
+            try:
+                summaries = execute_seeds(group, device, lambda i, s, t, sc, g=group: report("progress", g[i].label, s, t, sc))
+            except OffbenchError as e:
+                failed(group, str(e))
+                continue
+            finished(group, summaries)
         return outcome
     threads = max(1, (os.cpu_count() or 1) // n) if dev.type == "cpu" else 1
     ctx = mp.get_context("spawn")
     events = ctx.Queue()
     with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(threads, events)) as pool:
-        futures: dict[Future, RunPlan] = {}
-        for plan in todo:
-            futures[pool.submit(_worker, plan, device)] = plan
-            report("start", plan.label, 0, plan.config.steps, None)
+        futures: dict[Future, list[RunPlan]] = {}
+        for group in groups:
+            futures[pool.submit(_worker, group, device)] = group
+            for plan in group:
+                report("start", plan.label, 0, plan.config.steps, None)
         pending = set(futures)
         try:
             while pending:
                 done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
                 _drain(events, report)
                 for fut in done:
-                    plan = futures[fut]
+                    group = futures[fut]
                     try:
-                        summary = fut.result()
+                        summaries = fut.result()
                     except Exception as e:  # noqa: BLE001  (a failed run must not stop the others)
-                        outcome.failed.append((plan, f"{type(e).__name__}: {e}"))
-                        report("failed", plan.label, 0, 0, None)
+                        failed(group, f"{type(e).__name__}: {e}")
                         continue
-                    outcome.finished.append(summary)
-                    report("done", plan.label, summary["steps"], summary["steps"], summary["score_last"])
+                    finished(group, summaries)
         except KeyboardInterrupt:
             workers_ = list((getattr(pool, "_processes", None) or {}).values())
             pool.shutdown(wait=False, cancel_futures=True)

@@ -44,7 +44,7 @@ class SACRun:
     seconds: float = 0.0
 
 
-def make_sac(env: gym.Env, hidden: tuple[int, ...], device: torch.device, lr: float = 3e-4) -> CQL:
+def make_sac(env: gym.Env, hidden: tuple[int, ...], device: torch.device, lr: float = 3e-4, seed: int = 0) -> CQL:
     """A SAC agent for ``env``'s spaces (observations unnormalized, actions in [-1, 1])."""
     obs_dim = int(np.prod(env.observation_space.shape))
     act_dim = int(np.prod(env.action_space.shape))
@@ -56,7 +56,7 @@ def make_sac(env: gym.Env, hidden: tuple[int, ...], device: torch.device, lr: fl
     env_id = env.spec.id if env.spec else "env"
     spec = DatasetSpec(name=f"online {env_id}", domain="mujoco", source="online", env=env_id, max_episode_steps=0,
                        ref_min_return=None, ref_max_return=None, target_returns=())
-    return CQL(cfg, shapes, spec, device)
+    return CQL(cfg, shapes, spec, device, seeds=(seed,))
 
 
 def policy_fn(agent: CQL, deterministic: bool, seed: int) -> ActFn:
@@ -65,8 +65,10 @@ def policy_fn(agent: CQL, deterministic: bool, seed: int) -> ActFn:
 
     @torch.no_grad()
     def act(obs: np.ndarray) -> np.ndarray:
-        x = torch.as_tensor(obs, dtype=torch.float32, device=agent.device)
-        return agent.actor(x, deterministic=deterministic, generator=gen)[0].cpu().numpy()
+        x = torch.as_tensor(obs, dtype=torch.float32, device=agent.device)[None]  # the agent's one seed
+        action = agent.actor(x, deterministic=deterministic,
+                             noise=lambda shape: torch.randn((1, *shape), generator=gen, device=agent.device))[0]
+        return action[0].cpu().numpy()
 
     return act
 
@@ -85,7 +87,7 @@ def train_sac(make_env: Callable[[], gym.Env], steps: int, start_steps: int, che
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     env = make_env()
-    agent = make_sac(env, hidden, device)
+    agent = make_sac(env, hidden, device, seed=seed)
     obs_dim, act_dim = agent.obs_dim, agent.action_dim
     buf = {"observations": np.zeros((steps, obs_dim), np.float32), "actions": np.zeros((steps, act_dim), np.float32),
            "rewards": np.zeros(steps, np.float32), "next_observations": np.zeros((steps, obs_dim), np.float32),
@@ -107,9 +109,9 @@ def train_sac(make_env: Callable[[], gym.Env], steps: int, start_steps: int, che
             obs, _ = env.reset()
         if t >= start_steps:
             idx = rng.integers(0, t + 1, size=batch_size)
-            agent.update({"observations": buf["observations"][idx], "actions": buf["actions"][idx],
-                          "rewards": buf["rewards"][idx], "next_observations": buf["next_observations"][idx],
-                          "dones": buf["terminals"][idx].astype(np.float32)})
+            agent.update({"observations": buf["observations"][idx][None], "actions": buf["actions"][idx][None],
+                          "rewards": buf["rewards"][idx][None], "next_observations": buf["next_observations"][idx][None],
+                          "dones": buf["terminals"][idx][None].astype(np.float32)})
         if (t + 1) % checkpoint_every == 0 or t + 1 == steps:
             ret = evaluate_return(make_env, policy_fn(agent, True, seed), eval_episodes, seed=10_000 + t)
             run.checkpoints.append(Checkpoint(t + 1, ret, {k: v.clone() for k, v in agent.actor.state_dict().items()}))

@@ -12,10 +12,10 @@ import torch
 from offbench.algos.base import get_algorithm
 from offbench.data import cache
 from offbench.errors import OffbenchError, UsageError
-from offbench.evaluate import rollout
+from offbench.evaluate import rollout, seeds_policy
 from offbench.paths import write_text_atomic
 from offbench.results import RunDir, load_runs, read_json
-from offbench.train import hash_seed, resolve_device
+from offbench.train import hash_seed, load_checkpoint, resolve_device
 
 
 def target_grid(best_return: float, low: float, points: int, factor: float = 1.5) -> list[float]:
@@ -38,20 +38,27 @@ def sweep(results: Path, dataset: str, algo: str, targets: list[float] | None = 
     returns = data.episode_returns
     targets = targets or target_grid(float(returns.max()), min(0.0, float(returns.min())), points)
     dev = resolve_device(device)
+    run_seeds = [int(seed) for seed in runs["seed"]]
+    dirs = [RunDir.of(results, r.dataset, r.algo, r.config_hash, r.seed) for r in runs.itertuples()]
     written = []
-    for r in runs.itertuples():
-        run = RunDir.of(results, r.dataset, r.algo, r.config_hash, r.seed)
-        config = read_json(run.config)
-        if config is None or not run.checkpoint.is_file():
-            raise OffbenchError(f"{run.root}: no config.json or checkpoint.pt to evaluate")
-        model = cls(cls.Config(**config["config"]), data, spec, dev)
-        model.load_state_dict(torch.load(run.checkpoint, map_location=dev, weights_only=False)["algo"])
-        lines = []
+    for config_id in dict.fromkeys(runs["config_hash"]):  # the seeds of one config evaluated together
+        group = [i for i, h in enumerate(runs["config_hash"]) if h == config_id]
+        config, states = read_json(dirs[group[0]].config), []
+        for i in group:
+            if config is None or not dirs[i].checkpoint.is_file():
+                raise OffbenchError(f"{dirs[i].root}: no config.json or checkpoint.pt to evaluate")
+            states.append(load_checkpoint(dirs[i].checkpoint, dev)["algo"])
+        model = cls.create(cls.Config(**config["config"]), data, spec, dev, [run_seeds[i] for i in group])
+        model.load_seed_states(states)
+        lines: list[list[str]] = [[] for _ in group]
         for j, target in enumerate(targets):
-            seed = hash_seed(int(r.seed), 1_000_003, j)
-            gen = torch.Generator().manual_seed(seed)
-            ev = rollout(model.policy(target, gen), spec, episodes, seed=seed % 2**31, target_return=target)
-            lines.append(json.dumps({**ev.as_record(spec), "step": int(r.steps), "dataset_best_return": float(returns.max())}))
-        write_text_atomic(run.sweep, "\n".join(lines) + "\n")
-        written.append(run.sweep)
+            seeds = [hash_seed(run_seeds[i], 1_000_003, j) for i in group]
+            gens = [torch.Generator().manual_seed(s) for s in seeds]
+            evs = rollout(seeds_policy(model, target, gens), spec, episodes, [s % 2**31 for s in seeds], target_return=target)
+            for k, ev in enumerate(evs):
+                lines[k].append(json.dumps({**ev.as_record(spec), "step": int(runs["steps"].iloc[group[k]]),
+                                            "dataset_best_return": float(returns.max())}))
+        for k, i in enumerate(group):
+            write_text_atomic(dirs[i].sweep, "\n".join(lines[k]) + "\n")
+            written.append(dirs[i].sweep)
     return written

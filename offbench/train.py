@@ -18,7 +18,7 @@ from offbench import __version__
 from offbench.algos.base import AlgoConfig, Algorithm, get_algorithm
 from offbench.data import cache
 from offbench.errors import OffbenchError, UsageError
-from offbench.evaluate import rollout
+from offbench.evaluate import rollout, seeds_policy
 from offbench.paths import atomic_path, write_json_atomic, write_text_atomic
 from offbench.results import RunDir, config_hash, read_json, read_metrics
 
@@ -58,19 +58,21 @@ def resolve_device(device: str) -> torch.device:
     return dev
 
 
-def evaluate(algo: Algorithm, plan: RunPlan, step: int) -> dict[str, Any]:
-    """Evaluate at every default target (return-conditioned) or once; seeded by (seed, step)."""
-    spec = cache.run_spec(plan.dataset)
+def evaluate(algo: Algorithm, plans: list[RunPlan], step: int) -> list[dict[str, Any]]:
+    """Evaluate every seed at every default target (return-conditioned) or once, all seeds' episodes
+    stepped together; seed ``i``'s episodes and policy randomness are seeded by (its seed, step)."""
+    spec = cache.run_spec(plans[0].dataset)
     targets = list(spec.target_returns) if algo.return_conditioned else [None]
-    episodes = plan.config.eval_episodes
-    results = []
+    per_seed: list[list[dict[str, Any]]] = [[] for _ in plans]
     for j, target in enumerate(targets):
-        gen = torch.Generator().manual_seed(hash_seed(plan.seed, step, j))
-        ev = rollout(algo.policy(target, gen), spec, episodes, seed=hash_seed(plan.seed, step, j) % 2**31, target_return=target)
-        results.append(ev.as_record(spec))
-    primary = results[0]
-    return {"kind": "eval", "step": step, "score": primary["score_mean"], "return": primary["return_mean"],
-            "targets": results}
+        seeds = [hash_seed(p.seed, step, j) for p in plans]
+        gens = [torch.Generator().manual_seed(s) for s in seeds]
+        evs = rollout(seeds_policy(algo, target, gens), spec, plans[0].config.eval_episodes,
+                      [s % 2**31 for s in seeds], target_return=target)
+        for results, ev in zip(per_seed, evs):
+            results.append(ev.as_record(spec))
+    return [{"kind": "eval", "step": step, "score": r[0]["score_mean"], "return": r[0]["return_mean"], "targets": r}
+            for r in per_seed]
 
 
 def hash_seed(*parts: int) -> int:
@@ -78,25 +80,47 @@ def hash_seed(*parts: int) -> int:
     return int(np.random.SeedSequence(list(parts)).generate_state(2, np.uint32).view(np.uint64)[0] >> 1)
 
 
-def save_checkpoint(plan: RunPlan, algo: Algorithm, step: int, rng: np.random.Generator) -> None:
-    state = {"step": step, "algo": algo.state_dict(), "numpy_rng": rng.bit_generator.state,
-             "torch_rng": torch.get_rng_state(),
-             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-    with atomic_path(plan.dir.checkpoint) as tmp:
-        torch.save(state, tmp)
+CHECKPOINT_FORMAT = 2  # one file per seed; seed-batched algorithms store their seed's slice
 
 
-def restore_checkpoint(plan: RunPlan, algo: Algorithm, rng: np.random.Generator) -> int:
-    """Load the last checkpoint if any; return the step it was taken at (0 without one)."""
+def save_checkpoints(plans: list[RunPlan], algo: Algorithm, step: int, rngs: list[np.random.Generator]) -> None:
+    """One checkpoint per seed, each enough to resume that seed alone or with any others."""
+    for plan, state, rng in zip(plans, algo.seed_states(), rngs):
+        ckpt = {"format": CHECKPOINT_FORMAT, "step": step, "algo": state, "numpy_rng": rng.bit_generator.state,
+                "torch_rng": torch.get_rng_state()}
+        with atomic_path(plan.dir.checkpoint) as tmp:
+            torch.save(ckpt, tmp)
+
+
+def checkpoint_step(plan: RunPlan) -> int:
+    """The step a run's checkpoint was taken at (0 without one)."""
     if not plan.dir.checkpoint.is_file():
         return 0
-    state = torch.load(plan.dir.checkpoint, map_location=algo.device, weights_only=False)
-    algo.load_state_dict(state["algo"])
-    rng.bit_generator.state = state["numpy_rng"]
-    torch.set_rng_state(state["torch_rng"])
-    if state.get("cuda_rng") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
-    return int(state["step"])
+    return int(load_checkpoint(plan.dir.checkpoint, "cpu")["step"])
+
+
+def load_checkpoint(path: Path, device: Any) -> dict[str, Any]:
+    """A run's checkpoint (an error naming the file if an older offbench wrote it)."""
+    state = torch.load(path, map_location=device, weights_only=False)
+    if state.get("format") != CHECKPOINT_FORMAT:
+        raise OffbenchError(f"{path} was written by an older offbench and cannot be used; "
+                            "move it away (and its summary.json) to train this run again")
+    return state
+
+
+def restore_checkpoints(plans: list[RunPlan], algo: Algorithm, rngs: list[np.random.Generator]) -> int:
+    """Load every seed's checkpoint (all at the same step, or none); return that step."""
+    if not any(p.dir.checkpoint.is_file() for p in plans):
+        return 0
+    states = [load_checkpoint(p.dir.checkpoint, algo.device) for p in plans]
+    steps = {int(s["step"]) for s in states}
+    if len(steps) != 1:
+        raise ValueError(f"seeds trained together must resume from the same step, got {sorted(steps)}")
+    algo.load_seed_states([s["algo"] for s in states])
+    for rng, s in zip(rngs, states):
+        rng.bit_generator.state = s["numpy_rng"]
+    torch.set_rng_state(states[0]["torch_rng"])
+    return steps.pop()
 
 
 def _truncate_log(path: Path, step: int) -> list[dict[str, Any]]:
@@ -108,20 +132,53 @@ def _truncate_log(path: Path, step: int) -> list[dict[str, Any]]:
 
 def execute(plan: RunPlan, device: str = "auto", progress: Progress | None = None,
             checkpoint_seconds: float = 30.0) -> dict[str, Any]:
-    """Train and evaluate one run; resume it if interrupted; return its summary.
+    """Train and evaluate one run (see :func:`execute_seeds`); return its summary."""
+    group_progress = None if progress is None else (lambda i, step, total, score: progress(step, total, score))
+    return execute_seeds([plan], device, group_progress, checkpoint_seconds)[0]
 
-    A finished run (its ``summary.json`` exists) is not run again. Training state is checkpointed,
-    with the random number generators, at every evaluation and at least every
+
+SeedProgress = Callable[[int, int, int, "float | None"], None]  # (seed index, step, total, last score)
+
+
+def execute_seeds(plans: list[RunPlan], device: str = "auto", progress: SeedProgress | None = None,
+                  checkpoint_seconds: float = 30.0) -> list[dict[str, Any]]:
+    """Train and evaluate several seeds of one (dataset, algorithm, config) together; resume them
+    if interrupted; return their summaries in order.
+
+    A seed-batched algorithm trains all the seeds as one model (each seed's result is what it
+    would be alone, up to float rounding); others train one seed here. Each seed keeps its own run
+    record. A finished run (its ``summary.json`` exists) is not run again. Training state is
+    checkpointed, with the random number generators, at every evaluation and at least every
     ``checkpoint_seconds``, always between two steps, so a run killed at any moment resumes from
     its last checkpoint and ends with the same metrics as if it had never stopped.
     """
-    run = plan.dir
-    done = read_json(run.summary)
-    if done is not None:
-        return done
-    run.root.mkdir(parents=True, exist_ok=True)
-    with run_lock(run.root / ".lock", plan.label):
-        return _execute(plan, device, progress, checkpoint_seconds)
+    keys = {(p.dataset, p.algo, p.config_hash, p.results) for p in plans}
+    if len(keys) != 1 or len({p.seed for p in plans}) != len(plans):
+        raise ValueError("execute_seeds takes distinct seeds of one dataset, algorithm and config")
+    summaries: dict[int, dict[str, Any]] = {}
+    todo = []
+    for i, plan in enumerate(plans):
+        done = read_json(plan.dir.summary)
+        if done is not None:
+            summaries[i] = done
+        else:
+            todo.append(i)
+    if todo:
+        for plan in (plans[i] for i in todo):
+            plan.dir.root.mkdir(parents=True, exist_ok=True)
+        with contextlib.ExitStack() as stack:
+            for i in todo:
+                stack.enter_context(run_lock(plans[i].dir.root / ".lock", plans[i].label))
+            left = [i for i in todo if read_json(plans[i].dir.summary) is None]  # another process may have finished some
+            summaries.update({i: read_json(plans[i].dir.summary) for i in todo if i not in left})
+            if left:
+                def seed_progress(k: int, step: int, total: int, score: float | None) -> None:
+                    if progress:
+                        progress(left[k], step, total, score)
+
+                done_now = _execute([plans[i] for i in left], device, seed_progress, checkpoint_seconds)
+                summaries.update(zip(left, done_now))
+    return [summaries[i] for i in range(len(plans))]
 
 
 @contextlib.contextmanager
@@ -138,63 +195,83 @@ def run_lock(path: Path, label: str) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _execute(plan: RunPlan, device: str, progress: Progress | None, checkpoint_seconds: float) -> dict[str, Any]:
-    run = plan.dir
-    done = read_json(run.summary)  # another process may have finished it before we took the lock
-    if done is not None:
-        return done
-    cfg = plan.config
-    if not run.config.is_file():
-        write_json_atomic(run.config, {"dataset": plan.dataset, "algo": plan.algo, "seed": plan.seed,
-                                       "config_hash": plan.config_hash, "config": cfg.to_dict(),
-                                       "offbench_version": __version__})
-    torch.manual_seed(plan.seed)
-    rng = np.random.default_rng(plan.seed)
+class SeedBatches:
+    """One sampler per seed, each with its own generator; their batches stacked on a seed axis."""
+
+    def __init__(self, samplers: list[Any]) -> None:
+        self.samplers = samplers
+
+    def sample(self) -> dict[str, np.ndarray]:
+        batches = [s.sample() for s in self.samplers]
+        return {k: np.stack([b[k] for b in batches]) for k in batches[0]}
+
+
+def _execute(plans: list[RunPlan], device: str, progress: SeedProgress, checkpoint_seconds: float) -> list[dict[str, Any]]:
+    plan0, cfg = plans[0], plans[0].config
+    for plan in plans:
+        if not plan.dir.config.is_file():
+            write_json_atomic(plan.dir.config, {"dataset": plan.dataset, "algo": plan.algo, "seed": plan.seed,
+                                                "config_hash": plan.config_hash, "config": cfg.to_dict(),
+                                                "offbench_version": __version__})
+    rngs = [np.random.default_rng(p.seed) for p in plans]
     dev = resolve_device(device)
-    data = cache.load(plan.dataset)
-    spec = cache.run_spec(plan.dataset)
-    algo = get_algorithm(plan.algo)(cfg, data, spec, dev)
+    data = cache.load(plan0.dataset)
+    spec = cache.run_spec(plan0.dataset)
+    cls = get_algorithm(plan0.algo)
+    if not cls.seed_batched and len(plans) > 1:  # a plug-in: one seed at a time
+        return [_execute([p], device, lambda _, *a, j=j: progress(j, *a), checkpoint_seconds)[0]
+                for j, p in enumerate(plans)]
+    algo = cls.create(cfg, data, spec, dev, [p.seed for p in plans])
     steps = cfg.steps if algo.trainable else 0
-    sampler = algo.make_sampler(data, rng) if steps else None
-    start = restore_checkpoint(plan, algo, rng)
-    records = _truncate_log(run.metrics, start)
-    evals = [r for r in records if r.get("kind") == "eval"]
+    sampler = SeedBatches([algo.make_sampler(data, rng) for rng in rngs]) if steps else None
+    start = restore_checkpoints(plans, algo, rngs)
+    evals = [[r for r in _truncate_log(p.dir.metrics, start) if r.get("kind") == "eval"] for p in plans]
     log_every = max(1, min(steps // 50, 1000)) if steps else 1
     t0 = time.perf_counter()
-    step = start
-    with open(run.metrics, "a") as log:
-        def record(entry: dict[str, Any]) -> None:
-            log.write(json.dumps(entry) + "\n")
-            log.flush()
+    with contextlib.ExitStack() as stack:
+        logs = [stack.enter_context(open(p.dir.metrics, "a")) for p in plans]
+
+        def record(i: int, entry: dict[str, Any]) -> None:
+            logs[i].write(json.dumps(entry) + "\n")
+            logs[i].flush()
+
+        def evaluate_all(step: int) -> None:
+            for i, entry in enumerate(evaluate(algo, plans, step)):
+                evals[i].append(entry)
+                record(i, entry)
 
         last_save = time.monotonic()
         for step in range(start + 1, steps + 1):
-            metrics = algo.update(sampler.sample())
+            batch = sampler.sample()
+            metrics = algo.update(batch) if algo.seed_batched else algo.update({k: v[0] for k, v in batch.items()})
             if step % log_every == 0:
-                record({"kind": "train", "step": step, **{k: float(v) for k, v in metrics.items()}})
+                values = {k: torch.as_tensor(v).detach().reshape(-1).tolist() for k, v in metrics.items()}
+                for i in range(len(plans)):
+                    record(i, {"kind": "train", "step": step, **{k: float(v[i]) for k, v in values.items()}})
             if (cfg.eval_every and step % cfg.eval_every == 0) or step == steps:
-                evals.append(evaluate(algo, plan, step))
-                record(evals[-1])
-                save_checkpoint(plan, algo, step, rng)
+                evaluate_all(step)
+                save_checkpoints(plans, algo, step, rngs)
                 last_save = time.monotonic()
             elif time.monotonic() - last_save > checkpoint_seconds:
-                save_checkpoint(plan, algo, step, rng)
+                save_checkpoints(plans, algo, step, rngs)
                 last_save = time.monotonic()
-            if progress:
-                progress(step, steps, evals[-1]["score"] if evals else None)
-        if steps == 0 and not evals:
-            evals.append(evaluate(algo, plan, 0))
-            record(evals[-1])
-    best = max(evals, key=lambda e: e["score"])
-    summary = {
-        "dataset": plan.dataset, "algo": plan.algo, "config_hash": plan.config_hash, "seed": plan.seed,
-        "steps": steps, "eval_episodes": cfg.eval_episodes, "score_name": spec.score,
-        "score_last": evals[-1]["score"], "score_best": best["score"], "best_step": best["step"],
-        "return_last": evals[-1]["return"], "return_best": best["return"],
-        "targets_last": evals[-1]["targets"], "device": str(dev),
-        "train_seconds": round(time.perf_counter() - t0, 3), "offbench_version": __version__,
-    }
-    write_json_atomic(run.summary, summary)
-    if progress:
-        progress(steps, steps, summary["score_last"])
-    return summary
+            for i in range(len(plans)):
+                progress(i, step, steps, evals[i][-1]["score"] if evals[i] else None)
+        if steps == 0 and not evals[0]:
+            evaluate_all(0)
+    seconds = round(time.perf_counter() - t0, 3)
+    summaries = []
+    for i, plan in enumerate(plans):
+        last, best = evals[i][-1], max(evals[i], key=lambda e: e["score"])
+        summary = {
+            "dataset": plan.dataset, "algo": plan.algo, "config_hash": plan.config_hash, "seed": plan.seed,
+            "steps": steps, "eval_episodes": cfg.eval_episodes, "score_name": spec.score,
+            "score_last": last["score"], "score_best": best["score"], "best_step": best["step"],
+            "return_last": last["return"], "return_best": best["return"],
+            "targets_last": last["targets"], "device": str(dev), "seeds_together": len(plans),
+            "train_seconds": seconds, "offbench_version": __version__,
+        }
+        write_json_atomic(plan.dir.summary, summary)
+        progress(i, steps, steps, summary["score_last"])
+        summaries.append(summary)
+    return summaries

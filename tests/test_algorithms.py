@@ -30,6 +30,11 @@ def toy_dataset(n_episodes: int = 8, length: int = 25, obs_dim: int = 3, act_dim
                    timeouts=np.zeros(n, bool), episode_starts=np.arange(0, n, length))
 
 
+def one_seed(batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """A sampler's batch on the seed axis of a one-seed model."""
+    return {k: v[None] for k, v in batch.items()}
+
+
 def make(name: str, data: Dataset, **overrides: object):
     cls = get_algorithm(name)
     cfg = cls.Config.for_dataset(SPEC).with_overrides({k: str(v) for k, v in overrides.items()})
@@ -49,7 +54,7 @@ def test_iql_expectile_loss_recovers_the_expectile(tau: float) -> None:
 
     def closure():
         opt.zero_grad()
-        loss = expectile_loss(xs - v, tau)
+        loss = expectile_loss(xs - v, tau).mean()
         loss.backward()
         return loss
 
@@ -68,11 +73,11 @@ def test_cql_penalty_lowers_q_on_out_of_dataset_actions() -> None:
         rng = np.random.default_rng(0)
         sampler = algo.make_sampler(data, rng)
         for _ in range(300):
-            algo.update(sampler.sample())
+            algo.update(one_seed(sampler.sample()))
         with torch.no_grad():
-            obs = algo.norm(torch.as_tensor(data.observations[:200]))
-            q_data = torch.min(*algo.critic(obs, torch.as_tensor(data.actions[:200]))).mean()
-            q_ood = torch.stack([torch.min(*algo.critic(obs, c.expand(200, 2))) for c in corners]).mean()
+            obs = algo.norm(torch.as_tensor(data.observations[:200]))[None]
+            q_data = torch.min(*algo.critic(obs, torch.as_tensor(data.actions[:200])[None])).mean()
+            q_ood = torch.stack([torch.min(*algo.critic(obs, c.expand(1, 200, 2))) for c in corners]).mean()
         return float(q_data - q_ood)
 
     with_cql, without = gap(10.0), gap(0.0)
@@ -85,13 +90,13 @@ def test_td3bc_with_alpha_zero_is_behaviour_cloning() -> None:
     td3 = make("td3bc", data, alpha=0.0)
     bc = make("bc", data, normalize_obs=True)
     bc.actor.load_state_dict(td3.actor.state_dict())
-    batch = td3.make_sampler(data, np.random.default_rng(0)).sample()
+    batch = one_seed(td3.make_sampler(data, np.random.default_rng(0)).sample())
     b = td3.tensors(batch)
     loss = td3.actor_loss(b)
     assert loss.item() == pytest.approx(F.mse_loss(torch.tanh(bc.actor(b["obs"])), b["actions"]).item(), rel=1e-6)
-    loss.backward()
+    loss.sum().backward()
     bc_loss, _ = bc.loss(bc.tensors(batch))
-    bc_loss.backward()
+    bc_loss.sum().backward()
     for p_td3, p_bc in zip(td3.actor.parameters(), bc.actor.parameters()):
         torch.testing.assert_close(p_td3.grad, p_bc.grad)
 
@@ -107,7 +112,7 @@ def test_reward_weighted_bc_weights_are_finite_for_huge_returns() -> None:
         algo = make(name, data)
         sampler = algo.make_sampler(data, np.random.default_rng(0))
         for _ in range(5):
-            metrics = algo.update(sampler.sample())
+            metrics = algo.update(one_seed(sampler.sample()))
         assert all(torch.isfinite(v).all() for v in metrics.values()), (name, metrics)
 
 

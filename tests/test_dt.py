@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import torch
 
 from offbench.algos.dt import DecisionTransformer, DTConfig
 
 
-def model(discrete: bool = True) -> DecisionTransformer:
+def model(discrete: bool = True) -> Callable[..., torch.Tensor]:
+    """A one-seed model called on (B, K, ...) inputs (its seed axis added and removed)."""
     torch.manual_seed(0)
     cfg = DTConfig(embed_dim=32, n_layers=2, n_heads=2, dropout=0.1)
-    return DecisionTransformer(obs_shape=(5,), action_dim=4 if discrete else 3, discrete=discrete, max_timestep=30, cfg=cfg).eval()
+    net = DecisionTransformer(obs_shape=(5,), action_dim=4 if discrete else 3, discrete=discrete, max_timestep=30, cfg=cfg)
+    return lambda *xs: net(*(x[None] for x in xs))[0]
 
 
 def inputs(b: int = 3, k: int = 6, discrete: bool = True) -> tuple[torch.Tensor, ...]:

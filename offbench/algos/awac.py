@@ -8,14 +8,14 @@ Critics learn Q^pi by TD with actions from the current policy at s'; the actor m
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
-from offbench.algos.nets import GaussianActor, TwinQ, soft_update
+from offbench.algos.nets import GaussianActor, TwinQ, per_seed, soft_update
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
 
@@ -41,9 +41,11 @@ class AWAC(TransitionAlgorithm):
     config: AWACConfig
     continuous_only = True
     STATE = ("actor", "critic", "critic_target", "actor_optim", "critic_optim")
+    seed_batched = True
 
-    def __init__(self, config: AWACConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
-        super().__init__(config, data, spec, device)
+    def __init__(self, config: AWACConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+                 seeds: Sequence[int] = (0,)) -> None:
+        super().__init__(config, data, spec, device, seeds)
         self.actor = GaussianActor(self.obs_dim, self.action_dim, config.hidden).to(device)
         self.critic = TwinQ(self.obs_dim, self.action_dim, config.hidden).to(device)
         self.critic_target = copy.deepcopy(self.critic)
@@ -52,8 +54,7 @@ class AWAC(TransitionAlgorithm):
 
     def sample_pi(self, obs: torch.Tensor) -> torch.Tensor:
         mean = self.actor(obs)
-        std = self.actor.log_std.clamp(-5.0, 2.0).exp()
-        return (mean + std * torch.randn_like(mean)).clamp(-1.0, 1.0)
+        return (mean + self.actor.std(mean) * self.noise.normal(tuple(mean.shape[1:]))).clamp(-1.0, 1.0)
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         c, b = self.config, self.tensors(batch)
@@ -61,21 +62,21 @@ class AWAC(TransitionAlgorithm):
             next_q = torch.min(*self.critic_target(b["next_obs"], self.sample_pi(b["next_obs"])))
             target = b["rewards"] + c.discount * (1.0 - b["dones"]) * next_q
         q1, q2 = self.critic(b["obs"], b["actions"])
-        critic_loss = F.mse_loss(q1, target) + F.mse_loss(q2, target)
+        critic_loss = per_seed((q1 - target).pow(2)) + per_seed((q2 - target).pow(2))
         self.critic_optim.zero_grad(set_to_none=True)
-        critic_loss.backward()
+        critic_loss.sum().backward()
         self.critic_optim.step()
 
         with torch.no_grad():
             v = torch.min(*self.critic(b["obs"], self.sample_pi(b["obs"])))
             adv = torch.min(*self.critic(b["obs"], b["actions"])) - v
             weights = torch.exp(adv / c.awac_lambda).clamp(max=EXP_ADV_MAX)
-        actor_loss = -(weights * self.actor.log_prob(b["obs"], b["actions"])).mean()
+        actor_loss = -per_seed(weights * self.actor.log_prob(b["obs"], b["actions"]))
         self.actor_optim.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        actor_loss.sum().backward()
         self.actor_optim.step()
         soft_update(self.critic_target, self.critic, c.tau)
         return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach()}
 
-    def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def act(self, obs: torch.Tensor, generator: list[torch.Generator]) -> torch.Tensor:
         return self.actor(obs)

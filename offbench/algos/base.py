@@ -5,21 +5,27 @@ the networks it needs, ``make_sampler`` (which minibatches it trains on), ``upda
 (one gradient step, returning metrics as tensors), ``policy()`` (a batched policy for
 evaluation) and ``state_dict`` / ``load_state_dict`` (everything needed to resume).
 
-Design for batching seeds later: ``update`` only sees a batch dict and returns tensors without
-host synchronisation, so several seeds can be stacked into one model without touching the loop.
+Built-in algorithms are *seed-batched* (``seed_batched = True``): one instance trains several
+seeds at once, every tensor carrying a leading seed axis (see :mod:`offbench.algos.nets`).
+Batches arrive as ``(S, B, ...)`` arrays, ``update`` returns one value per seed, the policy acts
+for all seeds at once, and ``state_dict`` holds every per-seed tensor with the seed axis first
+(0-dimensional tensors, like Adam's step count, are shared), so a checkpoint splits into one file
+per seed and any seeds' files stack back into one model. A plug-in that is not seed-batched keeps
+the plain protocol (batches ``(B, ...)``, scalar metrics) and trains one seed per instance.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
 
-from offbench.algos.nets import ObsNormalizer
+from offbench.algos.nets import ObsNormalizer, SeedNoise, seeded_init
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
 from offbench.errors import UsageError
@@ -111,9 +117,10 @@ class Policy(Protocol):
 
 
 class MarkovPolicy:
-    """A policy that looks only at the current observation: ``algo.act`` on a batch of them."""
+    """A policy that looks only at the current observation: ``algo.act`` on a batch of them
+    ((S, N, ...) for a seed-batched algorithm, with one generator per seed)."""
 
-    def __init__(self, algo: TransitionAlgorithm, generator: torch.Generator) -> None:
+    def __init__(self, algo: TransitionAlgorithm, generator: Any) -> None:
         self.algo, self.generator = algo, generator
 
     def reset(self, n: int) -> None:
@@ -135,12 +142,46 @@ class Algorithm:
     return_conditioned: ClassVar[bool] = False
     #: Whether the algorithm has anything to train (the random baseline does not).
     trainable: ClassVar[bool] = True
+    #: Whether one instance trains several seeds on a leading seed axis (see the module docstring).
+    seed_batched: ClassVar[bool] = False
 
-    def __init__(self, config: AlgoConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
+    def __init__(self, config: AlgoConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+                 seeds: Sequence[int] = (0,)) -> None:
         self.config, self.spec, self.device = config, spec, device
+        self.seeds = [int(s) for s in seeds]
         self.obs_shape = data.obs_shape
         self.discrete = data.discrete_actions
         self.action_dim = data.action_dim
+        self.noise = SeedNoise(self.seeds, device)
+
+    @classmethod
+    def create(cls, config: AlgoConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+               seeds: Sequence[int]) -> Algorithm:
+        """An instance training ``seeds``: all of them at once if the class is seed-batched (each
+        seed's parameters initialized from its own generator), else exactly one."""
+        if cls.seed_batched:
+            with seeded_init(seeds):
+                return cls(config, data, spec, device, seeds)
+        if len(seeds) != 1:
+            raise ValueError(f"{cls.__name__} is not seed-batched; it trains one seed per instance")
+        torch.manual_seed(seeds[0])
+        return cls(config, data, spec, device)
+
+    def seed_states(self) -> list[dict[str, Any]]:
+        """The training state of each seed on its own (a seed-batched state split on its seed axis)."""
+        state = self.state_dict()
+        if not self.seed_batched:
+            return [state]
+        return [{"algo": seed_slice(state, i), "noise": self.noise.get_state(i)} for i in range(len(self.seeds))]
+
+    def load_seed_states(self, states: list[dict[str, Any]]) -> None:
+        """Restore from one state per seed (as :meth:`seed_states` gives them)."""
+        if not self.seed_batched:
+            self.load_state_dict(states[0])
+            return
+        self.load_state_dict(stack_seeds([s["algo"] for s in states]))
+        for i, s in enumerate(states):
+            self.noise.set_state(i, s["noise"])
 
     def make_sampler(self, data: Dataset, rng: np.random.Generator) -> Any:
         raise NotImplementedError
@@ -148,7 +189,8 @@ class Algorithm:
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
-    def policy(self, target_return: float | None, generator: torch.Generator) -> Policy:
+    def policy(self, target_return: float | None, generator: Any) -> Policy:
+        """The evaluation policy; ``generator``: one per seed for a seed-batched algorithm."""
         raise NotImplementedError
 
     def state_dict(self) -> dict[str, Any]:
@@ -170,8 +212,9 @@ class TransitionAlgorithm(Algorithm):
     #: Continuous-control algorithms refuse discrete-action datasets with a usage error.
     continuous_only: ClassVar[bool] = False
 
-    def __init__(self, config: AlgoConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
-        super().__init__(config, data, spec, device)
+    def __init__(self, config: AlgoConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+                 seeds: Sequence[int] = (0,)) -> None:
+        super().__init__(config, data, spec, device, seeds)
         if self.continuous_only and self.discrete:
             raise UsageError(f"{type(self).__name__} needs continuous actions; {spec.name} has discrete ones")
         self.obs_dim = int(np.prod(self.obs_shape))
@@ -204,11 +247,11 @@ class TransitionAlgorithm(Algorithm):
                 out[key] = self.to_tensor(batch[key])
         return out
 
-    def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def act(self, obs: torch.Tensor, generator: Any) -> torch.Tensor:
         """Actions for a batch of normalized observations (evaluation)."""
         raise NotImplementedError
 
-    def policy(self, target_return: float | None, generator: torch.Generator) -> Policy:
+    def policy(self, target_return: float | None, generator: Any) -> Policy:
         return MarkovPolicy(self, generator)
 
     def state_dict(self) -> dict[str, Any]:
@@ -217,6 +260,30 @@ class TransitionAlgorithm(Algorithm):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name in self.STATE:
             getattr(self, name).load_state_dict(state[name])
+
+
+def seed_slice(state: Any, i: int) -> Any:
+    """Seed ``i``'s part of a seed-batched state: every tensor with a seed axis cut to ``i:i+1``;
+    0-dimensional tensors and plain values are shared and kept."""
+    if isinstance(state, torch.Tensor):
+        return state[i : i + 1].clone() if state.ndim else state.clone()
+    if isinstance(state, dict):
+        return {k: seed_slice(v, i) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return type(state)(seed_slice(v, i) for v in state)
+    return state
+
+
+def stack_seeds(states: list[Any]) -> Any:
+    """The inverse of :func:`seed_slice`: per-seed states joined on their seed axis."""
+    first = states[0]
+    if isinstance(first, torch.Tensor):
+        return torch.cat(states) if first.ndim else first
+    if isinstance(first, dict):
+        return {k: stack_seeds([s[k] for s in states]) for k in first}
+    if isinstance(first, (list, tuple)):
+        return type(first)(stack_seeds(list(parts)) for parts in zip(*states))
+    return first
 
 
 ALGORITHMS: Registry[type[Algorithm]] = Registry("algorithm", group="offbench.algorithms")

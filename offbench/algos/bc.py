@@ -8,6 +8,7 @@ timesteps by episode return (Decision Transformer paper), the top X% of trajecto
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -16,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
-from offbench.algos.nets import sample_or_argmax, state_network
+from offbench.algos.nets import per_seed, sample_or_argmax, state_network
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
 from offbench.data.variants import successful, top_fraction
@@ -69,31 +70,33 @@ class BC(TransitionAlgorithm):
     Config = BCConfig
     config: BCConfig
     STATE = ("actor", "optim")
+    seed_batched = True
 
-    def __init__(self, config: BCConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
-        super().__init__(config, data, spec, device)
+    def __init__(self, config: BCConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+                 seeds: Sequence[int] = (0,)) -> None:
+        super().__init__(config, data, spec, device, seeds)
         self.actor = state_network(self.obs_shape, config.hidden, self.action_dim).to(device)
         self.optim = torch.optim.Adam(self.actor.parameters(), lr=config.lr)
 
     def bc_losses(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Per sample: cross-entropy (discrete) or mean squared error of tanh outputs (continuous)."""
+        """Per sample (S, B): cross-entropy (discrete) or mean squared error of tanh outputs (continuous)."""
         out = self.actor(b["obs"])
         if self.discrete:
-            return F.cross_entropy(out, b["actions"], reduction="none")
+            return F.cross_entropy(out.flatten(0, 1), b["actions"].flatten(), reduction="none").view(out.shape[:2])
         return (torch.tanh(out) - b["actions"]).pow(2).mean(-1)
 
     def loss(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """The training loss and any extra metrics (plain BC: the mean imitation loss)."""
-        return self.bc_losses(b).mean(), {}
+        """Each seed's training loss (S,) and any extra metrics (plain BC: the mean imitation loss)."""
+        return per_seed(self.bc_losses(b)), {}
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         loss, extra = self.loss(self.tensors(batch))
         self.optim.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.sum().backward()
         self.optim.step()
         return {"loss": loss.detach(), **extra}
 
-    def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def act(self, obs: torch.Tensor, generator: list[torch.Generator]) -> torch.Tensor:
         out = self.actor(obs)
         if self.discrete:
             return sample_or_argmax(out, self.config.sample_actions, generator)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -23,7 +24,13 @@ import torch
 import torch.nn.functional as F
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
-from offbench.algos.nets import TanhGaussianActor, TwinQ, soft_update, state_network
+from offbench.algos.nets import (
+    TanhGaussianActor,
+    TwinQ,
+    per_seed,
+    soft_update,
+    state_network,
+)
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
 
@@ -63,80 +70,83 @@ class CQL(TransitionAlgorithm):
     config: CQLConfig
     continuous_only = True
     STATE = ("actor", "critic", "critic_target", "actor_optim", "critic_optim", "entropy_optim")
+    seed_batched = True
 
-    def __new__(cls, config: CQLConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> Any:
+    def __new__(cls, config: CQLConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+                seeds: Sequence[int] = (0,)) -> Any:
         if data.discrete_actions:  # one name for both action kinds, as the papers use it
-            return DiscreteCQL(config, data, spec, device)
+            return DiscreteCQL(config, data, spec, device, seeds)
         return super().__new__(cls)
 
-    def __init__(self, config: CQLConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
-        super().__init__(config, data, spec, device)
+    def __init__(self, config: CQLConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+                 seeds: Sequence[int] = (0,)) -> None:
+        super().__init__(config, data, spec, device, seeds)
         self.actor = TanhGaussianActor(self.obs_dim, self.action_dim, config.hidden).to(device)
         self.critic = TwinQ(self.obs_dim, self.action_dim, config.hidden).to(device)
         self.critic_target = copy.deepcopy(self.critic)
-        self.log_alpha = torch.zeros(1, device=device, requires_grad=True)
+        self.log_alpha = torch.zeros(len(self.seeds), 1, device=device, requires_grad=True)
         self.target_entropy = -float(self.action_dim)
         self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=config.policy_lr)
         self.critic_optim = torch.optim.Adam(self.critic.parameters(), lr=config.q_lr)
         self.entropy_optim = torch.optim.Adam([self.log_alpha], lr=config.entropy_lr)
 
     def repeat(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, d) -> (B * n, d): each row repeated n times (for sampled actions)."""
-        return x.repeat_interleave(self.config.n_actions, dim=0)
+        """(S, B, d) -> (S, B * n, d): each row repeated n times (for sampled actions)."""
+        return x.repeat_interleave(self.config.n_actions, dim=1)
 
     def conservative_penalty(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per critic: mean over the batch of logsumexp_a Q(s, a) - Q(s, a_data)."""
+        """Per critic and seed (S,): mean over the batch of logsumexp_a Q(s, a) - Q(s, a_data)."""
         c, n = self.config, self.config.n_actions
-        bsz = b["obs"].shape[0]
+        s, bsz = b["obs"].shape[:2]
         obs_rep, next_rep = self.repeat(b["obs"]), self.repeat(b["next_obs"])
         with torch.no_grad():
-            random_actions = torch.rand(bsz * n, self.action_dim, device=self.device) * 2 - 1
-            pi_actions, pi_logp = self.actor(obs_rep)
-            next_actions, next_logp = self.actor(next_rep)
+            random_actions = self.noise.uniform((bsz * n, self.action_dim)) * 2 - 1
+            pi_actions, pi_logp = self.actor(obs_rep, noise=self.noise.normal)
+            next_actions, next_logp = self.actor(next_rep, noise=self.noise.normal)
         random_logp = -self.action_dim * math.log(2.0)  # uniform density on [-1, 1]^d
-        penalties = []
         data_q = self.critic(b["obs"], b["actions"])
+        # the three action sets through the critics at once: (S, 3 * B * n)
+        q_all = self.critic(obs_rep.repeat(1, 3, 1), torch.cat([random_actions, pi_actions, next_actions], dim=1))
+        log_density = torch.cat([torch.full_like(pi_logp, random_logp), pi_logp, next_logp], dim=1)
+        penalties = []
         for q_index in range(2):
-            q_rand = self.critic(obs_rep, random_actions)[q_index].view(bsz, n) - random_logp
-            q_pi = self.critic(obs_rep, pi_actions)[q_index].view(bsz, n) - pi_logp.view(bsz, n)
-            q_next = self.critic(obs_rep, next_actions)[q_index].view(bsz, n) - next_logp.view(bsz, n)
-            cat = torch.cat([q_rand, q_pi, q_next], dim=1)
-            lse = torch.logsumexp(cat / c.temperature, dim=1) * c.temperature
-            penalties.append((lse - data_q[q_index]).mean())
+            cat = (q_all[q_index] - log_density).view(s, 3, bsz, n).transpose(1, 2).reshape(s, bsz, 3 * n)
+            lse = torch.logsumexp(cat / c.temperature, dim=2) * c.temperature
+            penalties.append(per_seed(lse - data_q[q_index]))
         return penalties[0], penalties[1]
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         c, b = self.config, self.tensors(batch)
         # actor and entropy temperature (SAC)
-        actions, logp = self.actor(b["obs"])
-        alpha_loss = -(self.log_alpha * (logp.detach() + self.target_entropy)).mean()
+        actions, logp = self.actor(b["obs"], noise=self.noise.normal)
+        alpha_loss = -per_seed(self.log_alpha * (logp.detach() + self.target_entropy))
         self.entropy_optim.zero_grad(set_to_none=True)
-        alpha_loss.backward()
+        alpha_loss.sum().backward()
         self.entropy_optim.step()
-        ent = self.log_alpha.exp().detach()
-        actor_loss = (ent * logp - torch.min(*self.critic(b["obs"], actions))).mean()
+        ent = self.log_alpha.exp().detach()  # (S, 1)
+        actor_loss = per_seed(ent * logp - torch.min(*self.critic(b["obs"], actions)))
         self.actor_optim.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        actor_loss.sum().backward()
         self.actor_optim.step()
         # critics: Bellman error + conservative penalty
         with torch.no_grad():
-            next_actions, next_logp = self.actor(b["next_obs"])
+            next_actions, next_logp = self.actor(b["next_obs"], noise=self.noise.normal)
             next_q = torch.min(*self.critic_target(b["next_obs"], next_actions))
             if c.backup_entropy:
                 next_q = next_q - ent * next_logp
             target = b["rewards"] + c.discount * (1 - b["dones"]) * next_q
         q1, q2 = self.critic(b["obs"], b["actions"])
-        bellman = F.mse_loss(q1, target) + F.mse_loss(q2, target)
-        p1, p2 = self.conservative_penalty(b) if c.alpha > 0 else (torch.zeros((), device=self.device),) * 2
+        bellman = per_seed((q1 - target).pow(2)) + per_seed((q2 - target).pow(2))
+        p1, p2 = self.conservative_penalty(b) if c.alpha > 0 else (torch.zeros_like(bellman),) * 2
         critic_loss = bellman + c.alpha * (p1 + p2)
         self.critic_optim.zero_grad(set_to_none=True)
-        critic_loss.backward()
+        critic_loss.sum().backward()
         self.critic_optim.step()
         soft_update(self.critic_target, self.critic, c.tau)
         return {"critic_loss": critic_loss.detach(), "bellman": bellman.detach(), "penalty": (p1 + p2).detach() / 2,
-                "actor_loss": actor_loss.detach(), "entropy_alpha": ent.squeeze()}
+                "actor_loss": actor_loss.detach(), "entropy_alpha": ent.squeeze(-1)}
 
-    def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def act(self, obs: torch.Tensor, generator: list[torch.Generator]) -> torch.Tensor:
         return self.actor(obs, deterministic=True)[0]
 
     def state_dict(self) -> dict:
@@ -155,9 +165,11 @@ class DiscreteCQL(TransitionAlgorithm):
     Config = CQLConfig
     config: CQLConfig
     STATE = ("q", "q_target", "optim")
+    seed_batched = True
 
-    def __init__(self, config: CQLConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
-        super().__init__(config, data, spec, device)
+    def __init__(self, config: CQLConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+                 seeds: Sequence[int] = (0,)) -> None:
+        super().__init__(config, data, spec, device, seeds)
         self.q = state_network(self.obs_shape, config.hidden, self.action_dim).to(device)
         self.q_target = copy.deepcopy(self.q)
         self.optim = torch.optim.Adam(self.q.parameters(), lr=config.q_lr, eps=0.01 / 32)
@@ -169,12 +181,12 @@ class DiscreteCQL(TransitionAlgorithm):
             next_q = self.q_target(b["next_obs"]).max(-1).values
             target = b["rewards"] + c.discount * (1 - b["dones"]) * next_q
         q_all = self.q(b["obs"])
-        q_data = q_all.gather(1, b["actions"].unsqueeze(1)).squeeze(1)
-        td = F.smooth_l1_loss(q_data, target)
-        penalty = (torch.logsumexp(q_all, dim=1) - q_data).mean()
+        q_data = q_all.gather(-1, b["actions"].unsqueeze(-1)).squeeze(-1)
+        td = per_seed(F.smooth_l1_loss(q_data, target, reduction="none"))
+        penalty = per_seed(torch.logsumexp(q_all, dim=-1) - q_data)
         loss = td + c.alpha * penalty
         self.optim.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.sum().backward()
         self.optim.step()
         self.steps_done += 1
         if c.target_update_every:
@@ -184,7 +196,7 @@ class DiscreteCQL(TransitionAlgorithm):
             soft_update(self.q_target, self.q, c.tau)
         return {"loss": loss.detach(), "td": td.detach(), "penalty": penalty.detach()}
 
-    def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def act(self, obs: torch.Tensor, generator: list[torch.Generator]) -> torch.Tensor:
         return self.q(obs).argmax(-1)
 
     def state_dict(self) -> dict:

@@ -11,6 +11,7 @@ is conditioned on a target return and subtracts the observed rewards from it.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -20,7 +21,17 @@ import torch.nn.functional as F
 from torch import nn
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, Algorithm
-from offbench.algos.nets import NatureCNN, ObsNormalizer, is_image, sample_or_argmax
+from offbench.algos.nets import (
+    NatureCNN,
+    ObsNormalizer,
+    SeedEmbedding,
+    SeedLayerNorm,
+    SeedLinear,
+    SeedNoise,
+    clip_grad_norm_per_seed,
+    is_image,
+    sample_or_argmax,
+)
 from offbench.data.dataset import Dataset, WindowSampler
 from offbench.data.spec import DatasetSpec
 from offbench.errors import UsageError
@@ -91,102 +102,112 @@ class Block(nn.Module):
     def __init__(self, dim: int, heads: int, dropout: float, activation: str) -> None:
         super().__init__()
         self.heads, self.dropout = heads, dropout
-        self.ln1, self.ln2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
-        self.qkv, self.proj = nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
-        act = nn.GELU() if activation == "gelu" else nn.ReLU()
-        self.mlp = nn.Sequential(nn.Linear(dim, 4 * dim), act, nn.Linear(4 * dim, dim), nn.Dropout(dropout))
-        self.resid_drop = nn.Dropout(dropout)
+        self.ln1, self.ln2 = SeedLayerNorm(dim), SeedLayerNorm(dim)
+        self.qkv, self.proj = SeedLinear(dim, 3 * dim), SeedLinear(dim, dim)
+        self.fc, self.out = SeedLinear(dim, 4 * dim), SeedLinear(4 * dim, dim)
+        self.act = nn.GELU() if activation == "gelu" else nn.ReLU()
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
-        b, n, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        drop = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask, dropout_p=drop)
-        x = x + self.resid_drop(self.proj(y.transpose(1, 2).reshape(b, n, d)))
-        return x + self.mlp(self.ln2(x))
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor, noise: SeedNoise | None) -> torch.Tensor:
+        """x (S, B, N, D); attn_mask (S * B, 1, N, N), True where attending is allowed."""
+        s, b, n, d = x.shape
+        q, k, v = self.qkv(self.ln1(x)).view(s * b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if noise is None or self.dropout <= 0:
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
+        else:  # attention dropout with each seed's own masks
+            att = (q @ k.transpose(-2, -1)) / math.sqrt(d // self.heads)
+            att = torch.softmax(att.masked_fill(~attn_mask, float("-inf")), dim=-1)
+            y = noise.dropout(att.view(s, b, *att.shape[1:]), self.dropout).view_as(att) @ v
+        y = self.proj(y.transpose(1, 2).reshape(s, b, n, d))
+        x = x + (noise.dropout(y, self.dropout) if noise is not None else y)
+        y = self.out(self.act(self.fc(self.ln2(x))))
+        return x + (noise.dropout(y, self.dropout) if noise is not None else y)
 
 
 class DecisionTransformer(nn.Module):
-    """GPT over interleaved (R, s, a) tokens; returns action predictions at every state token."""
+    """GPT over interleaved (R, s, a) tokens; returns action predictions at every state token.
+    One model per seed on the leading axis (see :mod:`offbench.algos.nets`)."""
 
     def __init__(self, obs_shape: tuple[int, ...], action_dim: int, discrete: bool, max_timestep: int,
                  cfg: DTConfig) -> None:
         super().__init__()
         d = cfg.embed_dim
-        self.discrete = discrete
-        self.embed_timestep = nn.Embedding(max_timestep + 1, d)
-        self.embed_return = nn.Linear(1, d)
+        self.discrete, self.dropout = discrete, cfg.dropout
+        self.embed_timestep = SeedEmbedding(max_timestep + 1, d)
+        self.embed_return = SeedLinear(1, d)
         # frame stacks: the Nature-DQN encoder with a tanh, as the paper's Atari model; vectors: linear
-        self.embed_state = NatureCNN(obs_shape, d, nn.Tanh) if is_image(obs_shape) else nn.Linear(int(np.prod(obs_shape)), d)
-        self.embed_action = nn.Embedding(action_dim, d) if discrete else nn.Linear(action_dim, d)
-        self.embed_ln = nn.LayerNorm(d)
-        self.drop = nn.Dropout(cfg.dropout)
+        self.embed_state = NatureCNN(obs_shape, d, nn.Tanh) if is_image(obs_shape) else SeedLinear(int(np.prod(obs_shape)), d)
+        self.embed_action = SeedEmbedding(action_dim, d) if discrete else SeedLinear(action_dim, d)
+        self.embed_ln = SeedLayerNorm(d)
         self.blocks = nn.ModuleList(Block(d, cfg.n_heads, cfg.dropout, cfg.activation) for _ in range(cfg.n_layers))
-        self.ln_f = nn.LayerNorm(d)
-        self.predict_action = nn.Linear(d, action_dim)
+        self.ln_f = SeedLayerNorm(d)
+        self.predict_action = SeedLinear(d, action_dim)
         self.max_timestep = max_timestep
 
     def forward(self, states: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
-                timesteps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """states (B,K,obs), actions (B,K) or (B,K,act), returns_to_go (B,K), timesteps (B,K),
-        mask (B,K) with 1 for real steps -> action logits or actions (B,K,act)."""
-        b, k = mask.shape
+                timesteps: torch.Tensor, mask: torch.Tensor, noise: SeedNoise | None = None) -> torch.Tensor:
+        """states (S,B,K,obs), actions (S,B,K) or (S,B,K,act), returns_to_go (S,B,K), timesteps
+        (S,B,K), mask (S,B,K) with 1 for real steps -> action logits or actions (S,B,K,act).
+        ``noise``: dropout with these per-seed generators (training); None: no dropout."""
+        s, b, k = mask.shape
         time = self.embed_timestep(timesteps.clamp(0, self.max_timestep))
         tokens = torch.stack([
             self.embed_return(returns_to_go.unsqueeze(-1)) + time,
             self.embed_state(states) + time,
             self.embed_action(actions) + time,
-        ], dim=2).reshape(b, 3 * k, -1)  # R_1, s_1, a_1, R_2, ...
-        x = self.drop(self.embed_ln(tokens))
-        valid = mask.bool().repeat_interleave(3, dim=1)  # (B, 3K)
+        ], dim=3).reshape(s, b, 3 * k, -1)  # R_1, s_1, a_1, R_2, ...
+        x = self.embed_ln(tokens)
+        if noise is not None:
+            x = noise.dropout(x, self.dropout)
+        valid = mask.bool().reshape(s * b, k).repeat_interleave(3, dim=1)  # (S * B, 3K)
         n = 3 * k
         causal = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
         eye = torch.eye(n, dtype=torch.bool, device=x.device)
         attn_mask = (causal & (valid[:, None, :] | eye))[:, None]  # pads never attended (but self)
         for block in self.blocks:
-            x = block(x, attn_mask)
-        out = self.predict_action(self.ln_f(x).reshape(b, k, 3, -1)[:, :, 1])
+            x = block(x, attn_mask, noise)
+        out = self.predict_action(self.ln_f(x).reshape(s, b, k, 3, -1)[:, :, :, 1])
         return out if self.discrete else torch.tanh(out)
 
 
 class DTPolicy:
-    """Return-conditioned evaluation: keeps the last K steps of each episode and feeds them."""
+    """Return-conditioned evaluation: keeps the last K steps of each episode and feeds them
+    (all seeds at once: windows are (S, N, K, ...))."""
 
-    def __init__(self, algo: DT, target_return: float, generator: torch.Generator) -> None:
-        self.algo, self.target, self.generator = algo, target_return, generator
+    def __init__(self, algo: DT, target_return: float, generators: list[torch.Generator]) -> None:
+        self.algo, self.target, self.generators = algo, target_return, generators
 
     def reset(self, n: int) -> None:
-        a, k = self.algo, self.algo.config.context
+        a, k, s = self.algo, self.algo.config.context, len(self.algo.seeds)
         self.t = 0
-        self.states = torch.zeros(n, k, a.obs_dim, device=a.device)
-        act_shape = (n, k) if a.discrete else (n, k, a.action_dim)
+        self.states = torch.zeros(s, n, k, a.obs_dim, device=a.device)
+        act_shape = (s, n, k) if a.discrete else (s, n, k, a.action_dim)
         self.actions = torch.zeros(act_shape, dtype=torch.long if a.discrete else torch.float32, device=a.device)
-        self.rtg = torch.zeros(n, k, device=a.device)
-        self.next_rtg = torch.full((n,), float(self.target), device=a.device)
+        self.rtg = torch.zeros(s, n, k, device=a.device)
+        self.next_rtg = torch.full((s, n), float(self.target), device=a.device)
 
     @staticmethod
     def _push(buf: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
         """Shift the window left by one step and put ``value`` last."""
-        return torch.cat([buf[:, 1:], value.unsqueeze(1).to(buf.dtype)], dim=1)
+        return torch.cat([buf[:, :, 1:], value.unsqueeze(2).to(buf.dtype)], dim=2)
 
     @torch.no_grad()
     def act(self, observations: np.ndarray) -> np.ndarray:
         a, t, k = self.algo, self.t, self.algo.config.context
-        n = len(observations)
+        s, n = observations.shape[:2]
         self.states = self._push(self.states, a.norm(a.to_tensor(observations)))
         self.rtg = self._push(self.rtg, self.next_rtg)
-        self.actions = self._push(self.actions, torch.zeros_like(self.actions[:, 0]))
+        self.actions = self._push(self.actions, torch.zeros_like(self.actions[:, :, 0]))
         real = min(t + 1, k)  # steps of this episode in the window (the rest is left padding)
-        steps = torch.arange(t + 1 - k, t + 1, device=a.device).clamp_min(0).expand(n, -1)
-        mask = torch.zeros(n, k, device=a.device)
-        mask[:, k - real :] = 1
-        out = a.model(self.states, self.actions, self.rtg / a.config.rtg_scale, steps, mask)[:, -1]
-        action = sample_or_argmax(out, a.config.sample_actions, self.generator) if a.discrete else out
-        self.actions[:, -1] = action
+        steps = torch.arange(t + 1 - k, t + 1, device=a.device).clamp_min(0).expand(s, n, -1)
+        mask = torch.zeros(s, n, k, device=a.device)
+        mask[:, :, k - real :] = 1
+        out = a.model(self.states, self.actions, self.rtg / a.config.rtg_scale, steps, mask)[:, :, -1]
+        action = sample_or_argmax(out, a.config.sample_actions, self.generators) if a.discrete else out
+        self.actions[:, :, -1] = action
         return action.cpu().numpy()
 
     def observe(self, rewards: np.ndarray) -> None:
-        self.next_rtg = self.rtg[:, -1] - self.algo.to_tensor(rewards)
+        self.next_rtg = self.rtg[:, :, -1] - self.algo.to_tensor(rewards)
         self.t += 1
 
 
@@ -197,9 +218,11 @@ class DT(Algorithm):
     Config = DTConfig
     config: DTConfig
     return_conditioned: ClassVar[bool] = True
+    seed_batched = True
 
-    def __init__(self, config: DTConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
-        super().__init__(config, data, spec, device)
+    def __init__(self, config: DTConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+                 seeds: Sequence[int] = (0,)) -> None:
+        super().__init__(config, data, spec, device, seeds)
         self.obs_dim = int(np.prod(self.obs_shape))
         self.norm = ObsNormalizer.for_data(data, config.normalize_obs).to(device)
         # the timestep embedding covers the longest episode (Atari: in the data, as the paper; later steps clamp)
@@ -224,31 +247,29 @@ class DT(Algorithm):
         return WindowSampler(data, self.config.context, self.config.batch_size, rng)
 
     def loss(self, batch: dict[str, np.ndarray]) -> torch.Tensor:
+        """Each seed's (S,) mean action loss over the real (unpadded) steps of its windows."""
         mask = self.to_tensor(batch["mask"])
-        b, k = mask.shape
-        states = self.norm(self.to_tensor(batch["observations"]), batch_dims=2)
+        s = mask.shape[0]
+        states = self.norm(self.to_tensor(batch["observations"]))
         actions = self.to_tensor(batch["actions"], torch.long if self.discrete else torch.float32)
         out = self.model(states, actions, self.to_tensor(batch["returns_to_go"]) / self.config.rtg_scale,
-                         self.to_tensor(batch["timesteps"], torch.long), mask)
+                         self.to_tensor(batch["timesteps"], torch.long), mask, noise=self.noise)
         if self.discrete:
-            per_step = F.cross_entropy(out.reshape(b * k, -1), actions.reshape(-1), reduction="none")
+            per_step = F.cross_entropy(out.flatten(0, 2), actions.flatten(), reduction="none").view(mask.shape)
         else:
-            per_step = ((out - actions) ** 2).mean(-1).reshape(-1)
-        m = mask.reshape(-1)
-        return (per_step * m).sum() / m.sum()
+            per_step = ((out - actions) ** 2).mean(-1)
+        return (per_step * mask).reshape(s, -1).sum(1) / mask.reshape(s, -1).sum(1)
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        self.model.train()
         loss = self.loss(batch)
         self.optim.zero_grad(set_to_none=True)
-        loss.backward()
-        nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        loss.sum().backward()
+        clip_grad_norm_per_seed(self.model.parameters(), self.config.grad_clip)
         self.optim.step()
         self.sched.step()
         return {"loss": loss.detach()}
 
-    def policy(self, target_return: float | None, generator: torch.Generator) -> DTPolicy:
-        self.model.eval()
+    def policy(self, target_return: float | None, generator: list[torch.Generator]) -> DTPolicy:
         if target_return is None or math.isnan(target_return):
             target_return = self.spec.target_returns[0]
         return DTPolicy(self, target_return, generator)

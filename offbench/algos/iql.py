@@ -10,15 +10,15 @@ Defaults: CORL's D4RL config (expectile 0.7, temperature 3.0; hopper-medium-expe
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
-from offbench.algos.nets import GaussianActor, TwinQ, mlp, soft_update
+from offbench.algos.nets import GaussianActor, TwinQ, mlp, per_seed, soft_update
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
 
@@ -26,10 +26,10 @@ EXP_ADV_MAX = 100.0
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
-    """Asymmetric squared loss ``|tau - 1(diff < 0)| * diff^2``; its minimizer over a constant v
-    for ``diff = x - v`` is the tau-expectile of x."""
+    """Asymmetric squared loss ``|tau - 1(diff < 0)| * diff^2`` per element; the minimizer of its
+    mean over a constant v for ``diff = x - v`` is the tau-expectile of x."""
     weight = torch.where(diff < 0, 1.0 - expectile, expectile)
-    return (weight * diff.pow(2)).mean()
+    return weight * diff.pow(2)
 
 
 @dataclass
@@ -57,9 +57,11 @@ class IQL(TransitionAlgorithm):
     config: IQLConfig
     continuous_only = True
     STATE = ("actor", "critic", "critic_target", "value", "actor_optim", "critic_optim", "value_optim", "actor_sched")
+    seed_batched = True
 
-    def __init__(self, config: IQLConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
-        super().__init__(config, data, spec, device)
+    def __init__(self, config: IQLConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+                 seeds: Sequence[int] = (0,)) -> None:
+        super().__init__(config, data, spec, device, seeds)
         self.actor = GaussianActor(self.obs_dim, self.action_dim, config.hidden).to(device)
         self.critic = TwinQ(self.obs_dim, self.action_dim, config.hidden).to(device)
         self.critic_target = copy.deepcopy(self.critic)
@@ -82,16 +84,16 @@ class IQL(TransitionAlgorithm):
             next_v = self.value(b["next_obs"]).squeeze(-1)
         v = self.value(b["obs"]).squeeze(-1)
         adv = q_target - v
-        value_loss = expectile_loss(adv, c.expectile)
+        value_loss = per_seed(expectile_loss(adv, c.expectile))
         self.value_optim.zero_grad(set_to_none=True)
-        value_loss.backward()
+        value_loss.sum().backward()
         self.value_optim.step()
 
         target = b["rewards"] + c.discount * (1.0 - b["dones"]) * next_v
         q1, q2 = self.critic(b["obs"], b["actions"])
-        critic_loss = (F.mse_loss(q1, target) + F.mse_loss(q2, target)) / 2
+        critic_loss = (per_seed((q1 - target).pow(2)) + per_seed((q2 - target).pow(2))) / 2
         self.critic_optim.zero_grad(set_to_none=True)
-        critic_loss.backward()
+        critic_loss.sum().backward()
         self.critic_optim.step()
         soft_update(self.critic_target, self.critic, c.tau)
 
@@ -100,12 +102,12 @@ class IQL(TransitionAlgorithm):
             bc = (self.actor(b["obs"]) - b["actions"]).pow(2).sum(-1)
         else:
             bc = -self.actor.log_prob(b["obs"], b["actions"])
-        actor_loss = (weights * bc).mean()
+        actor_loss = per_seed(weights * bc)
         self.actor_optim.zero_grad(set_to_none=True)
-        actor_loss.backward()
+        actor_loss.sum().backward()
         self.actor_optim.step()
         self.actor_sched.step()
         return {"value_loss": value_loss.detach(), "critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach()}
 
-    def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def act(self, obs: torch.Tensor, generator: list[torch.Generator]) -> torch.Tensor:
         return self.actor(obs)

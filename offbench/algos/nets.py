@@ -1,8 +1,23 @@
-"""Small building blocks shared by the algorithms."""
+"""Small building blocks shared by the algorithms, batched over seeds.
+
+Every network holds one independent copy of its parameters per training seed, stacked on a
+leading seed axis: a layer's input is ``(S, ..., features)``, seed ``i``'s slice only ever meets
+seed ``i``'s parameters, so S seeds train as one model with one kernel per layer instead of S.
+Losses are summed over seeds (each seed's own mean), so every seed gets exactly the gradient it
+would get alone, and Adam, being elementwise, takes exactly the step it would take alone.
+
+Parameters are initialized inside :func:`seeded_init`: seed ``i``'s slice of every layer is drawn,
+in construction order, from a generator seeded with ``seeds[i]``, so seed 3 of a five-seed model
+starts from the same weights as seed 3 trained alone. Outside it a network has one seed and draws
+from torch's global generator, like ``torch.nn``.
+"""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -10,22 +25,157 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+_INIT: contextvars.ContextVar[list[torch.Generator] | None] = contextvars.ContextVar("offbench_init", default=None)
+
+
+@contextlib.contextmanager
+def seeded_init(seeds: Sequence[int]) -> Iterator[None]:
+    """Build networks with one parameter slice per seed, each drawn from its own seeded generator."""
+    token = _INIT.set([torch.Generator().manual_seed(int(s)) for s in seeds])
+    try:
+        yield
+    finally:
+        _INIT.reset(token)
+
+
+def init_generators() -> list[torch.Generator]:
+    """The per-seed generators of the enclosing :func:`seeded_init` (else one: torch's global one)."""
+    gens = _INIT.get()
+    return gens if gens is not None else [torch.default_generator]
+
+
+def n_init_seeds() -> int:
+    return len(init_generators())
+
+
+def _uniform(shape: tuple[int, ...], bound: float) -> torch.Tensor:
+    """One slice per seed, each uniform in [-bound, bound] from that seed's generator."""
+    return torch.stack([torch.empty(shape).uniform_(-bound, bound, generator=g) for g in init_generators()])
+
+
+class SeedLinear(nn.Module):
+    """``nn.Linear`` with one weight per seed: (S, ..., in) -> (S, ..., out) in one batched matmul.
+    Initialized as ``nn.Linear`` (uniform in +-1/sqrt(in))."""
+
+    def __init__(self, inp: int, out: int) -> None:
+        super().__init__()
+        bound = 1.0 / math.sqrt(inp)
+        self.weight = nn.Parameter(_uniform((inp, out), bound))
+        self.bias = nn.Parameter(_uniform((1, out), bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        lead = x.shape[:-1]
+        y = torch.baddbmm(self.bias, x.reshape(lead[0], -1, x.shape[-1]), self.weight)
+        return y.reshape(*lead, -1)
+
+
+class SeedLayerNorm(nn.Module):
+    """``nn.LayerNorm`` over the last axis with a per-seed scale and shift."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        s = n_init_seeds()
+        self.weight, self.bias = nn.Parameter(torch.ones(s, dim)), nn.Parameter(torch.zeros(s, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)
+        return F.layer_norm(x, x.shape[-1:]) * self.weight.view(shape) + self.bias.view(shape)
+
+
+class SeedEmbedding(nn.Module):
+    """``nn.Embedding`` per seed (standard normal init): integer indices (S, ...) -> (S, ..., dim)."""
+
+    def __init__(self, num: int, dim: int) -> None:
+        super().__init__()
+        self.num = num
+        self.weight = nn.Parameter(torch.stack([torch.randn(num, dim, generator=g) for g in init_generators()]))
+
+    def forward(self, idx: torch.Tensor) -> torch.Tensor:
+        s = idx.shape[0]
+        offset = torch.arange(s, device=idx.device).view(s, *([1] * (idx.ndim - 1))) * self.num
+        return F.embedding(idx + offset, self.weight.reshape(s * self.num, -1))
+
+
+class SeedConv2d(nn.Module):
+    """``nn.Conv2d`` per seed as one grouped convolution over (N, S * channels, H, W) inputs."""
+
+    def __init__(self, inp: int, out: int, kernel: int, stride: int) -> None:
+        super().__init__()
+        bound = 1.0 / math.sqrt(inp * kernel * kernel)
+        self.stride = stride
+        self.weight = nn.Parameter(_uniform((out, inp, kernel, kernel), bound))
+        self.bias = nn.Parameter(_uniform((out,), bound))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        s = self.weight.shape[0]
+        return F.conv2d(x, self.weight.flatten(0, 1), self.bias.flatten(), self.stride, groups=s)
+
 
 def mlp(inp: int, hidden: tuple[int, ...] | list[int], out: int, activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
-    """A fully connected network ``inp -> hidden... -> out`` with ``activation`` between layers."""
+    """A fully connected network ``inp -> hidden... -> out`` per seed, ``activation`` between layers."""
     layers: list[nn.Module] = []
     for width in hidden:
-        layers += [nn.Linear(inp, width), activation()]
+        layers += [SeedLinear(inp, width), activation()]
         inp = width
-    layers.append(nn.Linear(inp, out))
+    layers.append(SeedLinear(inp, out))
     return nn.Sequential(*layers)
 
 
-class ObsNormalizer(nn.Module):
-    """Flattens observations and standardizes them with dataset statistics (identity if off)."""
+def per_seed(x: torch.Tensor) -> torch.Tensor:
+    """The mean of each seed's slice: (S, ...) -> (S,)."""
+    return x.reshape(x.shape[0], -1).mean(1)
 
-    def __init__(self, mean: np.ndarray, std: np.ndarray, enabled: bool = True) -> None:
+
+def clip_grad_norm_per_seed(params: Any, max_norm: float) -> torch.Tensor:
+    """``clip_grad_norm_`` for each seed on its own: seed i's gradients are scaled by
+    ``min(1, max_norm / (||g_i|| + 1e-6))``, ``||g_i||`` the norm over all its parameters."""
+    grads = [p.grad for p in params if p.grad is not None]
+    norms = torch.stack([g.reshape(g.shape[0], -1).pow(2).sum(1) for g in grads]).sum(0).sqrt()
+    coef = (max_norm / (norms + 1e-6)).clamp(max=1.0)
+    for g in grads:
+        g.mul_(coef.view(-1, *([1] * (g.ndim - 1))))
+    return norms
+
+
+class SeedNoise:
+    """Random draws for training, one generator per seed: seed ``i``'s slice of every draw is the
+    same whether it trains alone or with others."""
+
+    def __init__(self, seeds: Sequence[int], device: torch.device) -> None:
+        self.device = device
+        self.generators = [torch.Generator(device=device).manual_seed(int(s) + 0x5EED) for s in seeds]
+
+    def normal(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """(S, *shape) standard normal."""
+        return torch.stack([torch.randn(shape, generator=g, device=self.device) for g in self.generators])
+
+    def uniform(self, shape: tuple[int, ...]) -> torch.Tensor:
+        """(S, *shape) uniform in [0, 1)."""
+        return torch.stack([torch.rand(shape, generator=g, device=self.device) for g in self.generators])
+
+    def dropout(self, x: torch.Tensor, p: float) -> torch.Tensor:
+        """Inverted dropout of (S, ...) activations with per-seed masks."""
+        if p <= 0:
+            return x
+        return x * (self.uniform(tuple(x.shape[1:])) >= p) / (1.0 - p)
+
+    def get_state(self, i: int) -> torch.Tensor:
+        return self.generators[i].get_state()
+
+    def set_state(self, i: int, state: torch.Tensor) -> None:
+        self.generators[i].set_state(state)
+
+
+Noise = Callable[[tuple[int, ...]], torch.Tensor]  # shape (S, ...) -> standard normal draws
+
+
+class ObsNormalizer(nn.Module):
+    """Flattens observations (any leading axes) and standardizes them with dataset statistics."""
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray, obs_shape: tuple[int, ...] | None = None,
+                 enabled: bool = True) -> None:
         super().__init__()
+        self.obs_ndim = len(obs_shape) if obs_shape is not None else 1
         mean_t = torch.as_tensor(mean, dtype=torch.float32) if enabled else torch.zeros(len(mean))
         std_t = torch.as_tensor(std, dtype=torch.float32) if enabled else torch.ones(len(std))
         self.register_buffer("mean", mean_t)
@@ -35,34 +185,37 @@ class ObsNormalizer(nn.Module):
     def for_data(cls, data: Any, enabled: bool) -> ObsNormalizer:
         """From a dataset's statistics (computed only when enabled: images are not standardized)."""
         if enabled:
-            return cls(data.obs_mean, data.obs_std)
+            return cls(data.obs_mean, data.obs_std, data.obs_shape)
         n = int(np.prod(data.obs_shape))
-        return cls(np.zeros(n, np.float32), np.ones(n, np.float32), enabled=False)
+        return cls(np.zeros(n, np.float32), np.ones(n, np.float32), data.obs_shape, enabled=False)
 
-    def forward(self, obs: torch.Tensor, batch_dims: int = 1) -> torch.Tensor:
-        flat = obs.reshape(*obs.shape[:batch_dims], -1).float()
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        flat = obs.reshape(*obs.shape[: obs.ndim - self.obs_ndim], -1).float()
         return (flat - self.mean) / self.std
 
 
 class NatureCNN(nn.Module):
-    """The Nature-DQN state encoder for (stack, 84, 84) uint8 frames given flattened: three
-    convolutions (32 8x8/4, 64 4x4/2, 64 3x3/1), then a linear layer to ``out`` features."""
+    """The Nature-DQN state encoder per seed, for (stack, 84, 84) uint8 frames given flattened:
+    three convolutions (32 8x8/4, 64 4x4/2, 64 3x3/1), then a linear layer to ``out`` features."""
 
     def __init__(self, obs_shape: tuple[int, ...], out: int, activation: type[nn.Module] = nn.ReLU) -> None:
         super().__init__()
         self.obs_shape = tuple(obs_shape)
-        c = obs_shape[0]
-        self.net = nn.Sequential(
-            nn.Conv2d(c, 32, 8, stride=4), nn.ReLU(), nn.Conv2d(32, 64, 4, stride=2), nn.ReLU(),
-            nn.Conv2d(64, 64, 3, stride=1), nn.ReLU(), nn.Flatten())
-        with torch.no_grad():
-            n = self.net(torch.zeros(1, *obs_shape)).shape[1]
-        self.head = nn.Sequential(nn.Linear(n, out), activation())
+        c, h, w = obs_shape
+        self.convs = nn.ModuleList([SeedConv2d(c, 32, 8, 4), SeedConv2d(32, 64, 4, 2), SeedConv2d(64, 64, 3, 1)])
+        for conv in self.convs:
+            h, w = (h - conv.weight.shape[-1]) // conv.stride + 1, (w - conv.weight.shape[-1]) // conv.stride + 1
+        self.head = nn.Sequential(SeedLinear(64 * h * w, out), activation())
 
     def forward(self, flat: torch.Tensor) -> torch.Tensor:
-        lead = flat.shape[:-1]
-        x = flat.reshape(-1, *self.obs_shape) / 255.0
-        return self.head(self.net(x)).reshape(*lead, -1)
+        s, lead = flat.shape[0], flat.shape[1:-1]
+        x = flat.reshape(s, -1, *self.obs_shape).float() / 255.0  # (S, N, C, H, W)
+        n = x.shape[1]
+        x = x.transpose(0, 1).reshape(n, s * self.obs_shape[0], *self.obs_shape[1:])
+        for conv in self.convs:
+            x = F.relu(conv(x))
+        x = x.reshape(n, s, -1).transpose(0, 1)  # (S, N, 64 * h * w)
+        return self.head(x).reshape(s, *lead, -1)
 
 
 def is_image(obs_shape: tuple[int, ...]) -> bool:
@@ -72,23 +225,24 @@ def is_image(obs_shape: tuple[int, ...]) -> bool:
 def state_network(obs_shape: tuple[int, ...], hidden: tuple[int, ...] | list[int], out: int) -> nn.Module:
     """An MLP on vector observations; the Nature-DQN encoder plus a linear head on frame stacks."""
     if is_image(obs_shape):
-        return nn.Sequential(NatureCNN(obs_shape, 512), nn.Linear(512, out))
+        return nn.Sequential(NatureCNN(obs_shape, 512), SeedLinear(512, out))
     return mlp(int(np.prod(obs_shape)), hidden, out)
 
 
-def sample_or_argmax(logits: torch.Tensor, sample: bool, generator: torch.Generator) -> torch.Tensor:
-    """Discrete actions from logits: sampled from the softmax, or the most likely one."""
+def sample_or_argmax(logits: torch.Tensor, sample: bool, generators: Sequence[torch.Generator]) -> torch.Tensor:
+    """Discrete actions from (S, N, A) logits: sampled from each seed's softmax with its own
+    generator, or the most likely one."""
     if not sample:
         return logits.argmax(-1)
-    probs = torch.softmax(logits.float(), dim=-1)
-    return torch.multinomial(probs.cpu(), 1, generator=generator).squeeze(-1).to(logits.device)
+    probs = torch.softmax(logits.float(), dim=-1).cpu()
+    return torch.stack([torch.multinomial(p, 1, generator=g).squeeze(-1)
+                        for p, g in zip(probs, generators)]).to(logits.device)
 
 
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:
     """Polyak averaging: ``target <- (1 - tau) * target + tau * source``."""
     with torch.no_grad():
-        for t, s in zip(target.parameters(), source.parameters()):
-            t.lerp_(s, tau)
+        torch._foreach_lerp_(list(target.parameters()), list(source.parameters()), tau)
 
 
 class TwinQ(nn.Module):
@@ -114,17 +268,17 @@ class TanhGaussianActor(nn.Module):
         self.net = mlp(obs_dim, hidden, 2 * action_dim)
 
     def forward(self, obs: torch.Tensor, deterministic: bool = False,
-                generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """An action and its log-probability (with the tanh change of variables)."""
+                noise: Noise | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """An action and its log-probability (with the tanh change of variables); ``noise`` draws
+        the standard normal (S, ...) sample (default: torch's global generator)."""
         mean, log_std = self.net(obs).chunk(2, dim=-1)
         log_std = log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
         if deterministic:
             return torch.tanh(mean), torch.zeros(mean.shape[:-1], device=mean.device)
         std = log_std.exp()
-        noise = torch.randn(mean.shape, generator=generator, device=mean.device) if generator is not None \
-            else torch.randn_like(mean)
-        pre = mean + std * noise
-        log_prob = (-0.5 * noise.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+        eps = noise(tuple(mean.shape[1:])) if noise is not None else torch.randn_like(mean)
+        pre = mean + std * eps
+        log_prob = (-0.5 * eps.pow(2) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
         log_prob = log_prob - (2 * (math.log(2) - pre - F.softplus(-2 * pre))).sum(-1)
         return torch.tanh(pre), log_prob
 
@@ -140,17 +294,22 @@ class TanhGaussianActor(nn.Module):
 
 class GaussianActor(nn.Module):
     """The policy of IQL, AWAC and the weighted-BC family: mean tanh(MLP(s)), a learned
-    state-independent std; trained by weighted log-likelihood, evaluated at its mean."""
+    state-independent std per seed; trained by weighted log-likelihood, evaluated at its mean."""
 
     def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...]) -> None:
         super().__init__()
         self.net = mlp(obs_dim, hidden, action_dim)
-        self.log_std = nn.Parameter(torch.zeros(action_dim))
+        self.log_std = nn.Parameter(torch.zeros(n_init_seeds(), action_dim))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """The mean action."""
         return torch.tanh(self.net(obs))
 
+    def std(self, like: torch.Tensor) -> torch.Tensor:
+        """Each seed's std, shaped to broadcast against (S, ..., action_dim) ``like``."""
+        shape = (like.shape[0],) + (1,) * (like.ndim - 2) + (like.shape[-1],)
+        return self.log_std.clamp(-5.0, 2.0).exp().view(shape)
+
     def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        std = self.log_std.clamp(-5.0, 2.0).exp()
-        return torch.distributions.Normal(self(obs), std).log_prob(action).sum(-1)
+        mean = self(obs)
+        return torch.distributions.Normal(mean, self.std(mean)).log_prob(action).sum(-1)

@@ -9,14 +9,14 @@ double Q-learning with target policy smoothing; the actor and targets update eve
 from __future__ import annotations
 
 import copy
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
-from offbench.algos.nets import TwinQ, mlp, soft_update
+from offbench.algos.nets import TwinQ, mlp, per_seed, soft_update
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
 
@@ -43,9 +43,11 @@ class TD3BC(TransitionAlgorithm):
     config: TD3BCConfig
     continuous_only = True
     STATE = ("actor", "actor_target", "critic", "critic_target", "actor_optim", "critic_optim")
+    seed_batched = True
 
-    def __init__(self, config: TD3BCConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
-        super().__init__(config, data, spec, device)
+    def __init__(self, config: TD3BCConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+                 seeds: Sequence[int] = (0,)) -> None:
+        super().__init__(config, data, spec, device, seeds)
         self.actor = mlp(self.obs_dim, config.hidden, self.action_dim).to(device)
         self.critic = TwinQ(self.obs_dim, self.action_dim, config.hidden).to(device)
         self.actor_target, self.critic_target = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
@@ -59,38 +61,39 @@ class TD3BC(TransitionAlgorithm):
     def critic_loss(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
         c = self.config
         with torch.no_grad():
-            noise = (torch.randn_like(b["actions"]) * c.policy_noise).clamp(-c.noise_clip, c.noise_clip)
+            noise = (self.noise.normal(tuple(b["actions"].shape[1:])) * c.policy_noise).clamp(-c.noise_clip, c.noise_clip)
             next_action = (self.pi(b["next_obs"], target=True) + noise).clamp(-1.0, 1.0)
             q1_t, q2_t = self.critic_target(b["next_obs"], next_action)
             target = b["rewards"] + c.discount * (1.0 - b["dones"]) * torch.min(q1_t, q2_t)
         q1, q2 = self.critic(b["obs"], b["actions"])
-        return F.mse_loss(q1, target) + F.mse_loss(q2, target)
+        return per_seed((q1 - target).pow(2)) + per_seed((q2 - target).pow(2))
 
     def actor_loss(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Per seed: ``-lambda * mean Q1(s, pi(s)) + mean (pi(s) - a)^2``, lambda from that seed's Q."""
         action = self.pi(b["obs"])
         q = self.critic.q1(torch.cat([b["obs"], action], dim=-1)).squeeze(-1)
-        lam = self.config.alpha / q.abs().mean().detach().clamp_min(1e-6)
-        return -lam * q.mean() + F.mse_loss(action, b["actions"])
+        lam = self.config.alpha / per_seed(q.abs()).detach().clamp_min(1e-6)
+        return -lam * per_seed(q) + per_seed((action - b["actions"]).pow(2))
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         b = self.tensors(batch)
         self.steps_done += 1
         critic_loss = self.critic_loss(b)
         self.critic_optim.zero_grad(set_to_none=True)
-        critic_loss.backward()
+        critic_loss.sum().backward()
         self.critic_optim.step()
         metrics = {"critic_loss": critic_loss.detach()}
         if self.steps_done % self.config.policy_freq == 0:
             actor_loss = self.actor_loss(b)
             self.actor_optim.zero_grad(set_to_none=True)
-            actor_loss.backward()
+            actor_loss.sum().backward()
             self.actor_optim.step()
             soft_update(self.actor_target, self.actor, self.config.tau)
             soft_update(self.critic_target, self.critic, self.config.tau)
             metrics["actor_loss"] = actor_loss.detach()
         return metrics
 
-    def act(self, obs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def act(self, obs: torch.Tensor, generator: list[torch.Generator]) -> torch.Tensor:
         return self.pi(obs)
 
     def state_dict(self) -> dict:

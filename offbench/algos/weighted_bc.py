@@ -14,16 +14,16 @@ divided by the dataset's mean weight so the learning rate keeps its meaning.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from offbench.algos.base import ALGORITHMS
 from offbench.algos.bc import BC, BCConfig
-from offbench.algos.nets import state_network
+from offbench.algos.nets import per_seed, state_network
 from offbench.data.dataset import Dataset, TransitionSampler
 from offbench.data.spec import DatasetSpec
 
@@ -68,7 +68,7 @@ class RWR(BC):
         return TransitionSampler(data, self.config.batch_size, rng, extras={"weights": w / w.mean()})
 
     def loss(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return (b["weights"] * self.bc_losses(b)).mean(), {}
+        return per_seed(b["weights"] * self.bc_losses(b)), {}
 
 
 @ALGORITHMS.register("awr")
@@ -79,11 +79,12 @@ class AWR(BC):
     config: AWRConfig
     STATE = ("actor", "optim", "value", "value_optim")
 
-    def __init__(self, config: AWRConfig, data: Dataset, spec: DatasetSpec, device: torch.device) -> None:
-        super().__init__(config, data, spec, device)
+    def __init__(self, config: AWRConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+                 seeds: Sequence[int] = (0,)) -> None:
+        super().__init__(config, data, spec, device, seeds)
         self.value = state_network(self.obs_shape, config.hidden, 1).to(device)
         self.value_optim = torch.optim.Adam(self.value.parameters(), lr=config.value_lr)
-        self.mean_square = torch.ones((), device=device)
+        self.mean_square = torch.ones(len(self.seeds), 1, device=device)
 
     def make_sampler(self, data: Dataset, rng: np.random.Generator) -> TransitionSampler:
         g = data.discounted_returns_to_go(self.config.discount)
@@ -92,15 +93,15 @@ class AWR(BC):
 
     def loss(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         v = self.value(b["obs"]).squeeze(-1)
-        value_loss = F.mse_loss(v, b["returns"])
+        value_loss = per_seed((v - b["returns"]).pow(2))
         self.value_optim.zero_grad(set_to_none=True)
-        value_loss.backward()
+        value_loss.sum().backward()
         self.value_optim.step()
         adv = b["returns"] - v.detach()
         with torch.no_grad():
-            self.mean_square.lerp_(adv.pow(2).mean(), self.config.rms_momentum)
+            self.mean_square.lerp_(adv.pow(2).mean(1, keepdim=True), self.config.rms_momentum)
         w = awr_weights(adv, self.mean_square, self.config.beta, self.config.max_weight)
-        return (w * self.bc_losses(b)).mean(), {"value_loss": value_loss.detach(), "weight_mean": w.mean()}
+        return per_seed(w * self.bc_losses(b)), {"value_loss": value_loss.detach(), "weight_mean": per_seed(w)}
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "mean_square": self.mean_square.clone()}

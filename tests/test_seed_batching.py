@@ -1,0 +1,150 @@
+"""Several seeds trained as one model compute exactly what each seed computes alone (CPU)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from offbench.algos import get_algorithm
+from offbench.algos.base import Algorithm
+from offbench.data.dataset import Dataset
+from offbench.data.spec import DatasetSpec
+from offbench.train import SeedBatches
+from tests.test_algorithms import SPEC, toy_dataset
+
+SEEDS = [3, 0, 11]
+DISCRETE = DatasetSpec(name="toy-discrete", domain="keytodoor", source="test", env="KeyToDoor-v0",
+                       max_episode_steps=25, ref_min_return=0.0, ref_max_return=1.0, target_returns=(1.0,))
+SMALL = {"hidden": "[32, 32]", "batch_size": "16"}
+CONFIGS = {
+    "bc": SMALL, "pbc": SMALL, "rwr": SMALL, "awr": SMALL, "td3bc": SMALL, "iql": SMALL, "awac": SMALL,
+    "cql": {**SMALL, "n_actions": "3"},
+    "dt": {"embed_dim": "16", "n_layers": "2", "n_heads": "2", "context": "5", "batch_size": "8", "dropout": "0.1",
+           "warmup_steps": "3"},
+}
+
+
+def discrete_dataset() -> Dataset:
+    data = toy_dataset(obs_dim=4)
+    data.actions = np.random.default_rng(5).integers(0, 3, len(data))
+    return data
+
+
+def build(name: str, data: Dataset, spec: DatasetSpec, seeds: list[int]) -> tuple[Algorithm, SeedBatches]:
+    cls = get_algorithm(name)
+    cfg = cls.Config.for_dataset(spec).with_overrides(CONFIGS[name])
+    algo = cls.create(cfg, data, spec, torch.device("cpu"), seeds)
+    return algo, SeedBatches([algo.make_sampler(data, np.random.default_rng(s)) for s in seeds])
+
+
+def train(algo: Algorithm, sampler: SeedBatches, steps: int) -> list[dict[str, np.ndarray]]:
+    return [{k: v.detach().numpy().copy() for k, v in algo.update(sampler.sample()).items()} for _ in range(steps)]
+
+
+def flat_tensors(state: object, skip: str = "") -> list[torch.Tensor]:
+    """Every tensor of a state, in a fixed order; those whose path contains ``skip`` are left out."""
+    if isinstance(state, torch.Tensor):
+        return [state]
+    if isinstance(state, dict):
+        return [t for k in sorted(state, key=str) if not (skip and skip in str(k)) for t in flat_tensors(state[k], skip)]
+    if isinstance(state, (list, tuple)):
+        return [t for v in state for t in flat_tensors(v, skip)]
+    return []
+
+
+def assert_same_state(a: dict, b: dict) -> None:
+    # An attention block's key bias adds the same q.b_k to every logit of a row, which the softmax
+    # cancels: its true gradient is 0 and Adam turns the float rounding left in it into steps of lr
+    # size that differ with the kernels used. It never changes the model's outputs; skip it.
+    ta, tb = flat_tensors(a, skip="qkv.bias"), flat_tensors(b, skip="qkv.bias")
+    assert len(ta) == len(tb) and ta
+    for x, y in zip(ta, tb):
+        if x.is_floating_point():
+            torch.testing.assert_close(x, y, rtol=1e-4, atol=1e-5)
+        else:
+            assert torch.equal(x, y)
+
+
+CASES = [(n, False) for n in CONFIGS] + [("bc", True), ("cql", True), ("dt", True)]
+
+
+@pytest.mark.parametrize(("name", "discrete"), CASES, ids=[f"{n}{'-discrete' if d else ''}" for n, d in CASES])
+def test_seeds_trained_together_match_each_seed_trained_alone(name: str, discrete: bool) -> None:
+    data, spec = (discrete_dataset(), DISCRETE) if discrete else (toy_dataset(), SPEC)
+    together, sampler = build(name, data, spec, SEEDS)
+    metrics_together = train(together, sampler, 12)
+    states = together.seed_states()
+    for i, seed in enumerate(SEEDS):
+        alone, alone_sampler = build(name, data, spec, [seed])
+        metrics_alone = train(alone, alone_sampler, 12)
+        assert_same_state(states[i], alone.seed_states()[0])
+        for m_t, m_a in zip(metrics_together, metrics_alone):
+            for key in m_a:
+                np.testing.assert_allclose(m_t[key][i], m_a[key][0], rtol=1e-4, atol=1e-5)
+    # different seeds really are different models
+    assert not torch.allclose(flat_tensors(states[0])[0], flat_tensors(states[1])[0])
+
+
+@pytest.mark.parametrize("name", ["td3bc", "dt"])
+def test_a_seed_split_out_of_a_group_continues_as_if_it_had_trained_alone(name: str) -> None:
+    data = toy_dataset()
+    together, sampler = build(name, data, SPEC, SEEDS)
+    train(together, sampler, 6)
+    # resume seed 0 alone and seeds 3, 11 together (another grouping) from the group's per-seed states
+    states = dict(zip(SEEDS, together.seed_states()))
+    rng_states = {s: smp.rng.bit_generator.state for s, smp in zip(SEEDS, sampler.samplers)}
+    results = {}
+    for group in ([0], [3, 11]):
+        algo, smp = build(name, data, SPEC, group)
+        algo.load_seed_states([states[s] for s in group])
+        for s, part in zip(group, smp.samplers):
+            part.rng.bit_generator.state = rng_states[s]
+        train(algo, smp, 6)
+        results.update(zip(group, algo.seed_states()))
+    for seed in SEEDS:
+        alone, smp = build(name, data, SPEC, [seed])
+        train(alone, smp, 12)
+        assert_same_state(results[seed]["algo"], alone.seed_states()[0]["algo"])
+
+
+def test_evaluation_of_a_group_matches_each_seed_evaluated_alone(kd1k_arrays: dict) -> None:
+    from offbench.data.spec import get_spec
+    from offbench.evaluate import rollout, seeds_policy
+
+    data, spec = Dataset.from_arrays(kd1k_arrays), get_spec("keytodoor-1k")
+    together, _ = build("bc", data, spec, SEEDS)
+    together.config.sample_actions = True  # exercise the per-seed action sampling
+    evs = rollout(seeds_policy(together, None, [torch.Generator().manual_seed(100 + s) for s in SEEDS]),
+                  spec, 4, [7 + s for s in SEEDS])
+    for i, seed in enumerate(SEEDS):
+        alone, _ = build("bc", data, spec, [seed])
+        alone.config.sample_actions = True
+        ev = rollout(seeds_policy(alone, None, [torch.Generator().manual_seed(100 + seed)]), spec, 4, [7 + seed])[0]
+        np.testing.assert_allclose(evs[i].returns, ev.returns)
+        np.testing.assert_array_equal(evs[i].lengths, ev.lengths)
+
+
+def test_run_with_seeds_together_gives_the_records_of_separate_runs(isolated: Path) -> None:
+    from offbench.launch import plan_runs, run_plans
+
+    sets = ["eval_every=10", "eval_episodes=6", "dt.embed_dim=16", "dt.n_layers=1"]
+    together = plan_runs(["keytodoor-1k"], ["dt", "bc"], 3, isolated / "together", sets, steps=20)
+    alone = plan_runs(["keytodoor-1k"], ["dt", "bc"], 3, isolated / "alone", sets, steps=20)
+    out = run_plans(together, device="cpu", workers=1)
+    assert not out.failed and len(out.finished) == 6
+    assert {s["seeds_together"] for s in out.finished} == {3}
+    out = run_plans(alone, device="cpu", workers=1, seeds_together=1)
+    assert {s["seeds_together"] for s in out.finished} == {1}
+    for a, b in zip(together, alone):
+        sa, sb = json.loads(a.dir.summary.read_text()), json.loads(b.dir.summary.read_text())
+        assert sa["score_last"] == pytest.approx(sb["score_last"]) and sa["return_best"] == pytest.approx(sb["return_best"])
+        train_a = [json.loads(line) for line in a.dir.metrics.read_text().splitlines()]
+        train_b = [json.loads(line) for line in b.dir.metrics.read_text().splitlines()]
+        assert [r["step"] for r in train_a] == [r["step"] for r in train_b]
+        for ra, rb in zip(train_a, train_b):
+            if ra["kind"] == "train":
+                assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-4, abs=1e-6)
