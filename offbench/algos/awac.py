@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
-from offbench.algos.nets import GaussianActor, TwinQ, per_seed, soft_update
+from offbench.algos.nets import GaussianActor, TwinQ, adam, per_seed, soft_update
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
 
@@ -49,8 +49,8 @@ class AWAC(TransitionAlgorithm):
         self.actor = GaussianActor(self.obs_dim, self.action_dim, config.hidden).to(device)
         self.critic = TwinQ(self.obs_dim, self.action_dim, config.hidden).to(device)
         self.critic_target = copy.deepcopy(self.critic)
-        self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
-        self.critic_optim = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
+        self.actor_optim = adam(self.actor.parameters(), lr=config.actor_lr)
+        self.critic_optim = adam(self.critic.parameters(), lr=config.critic_lr)
 
     def sample_pi(self, obs: torch.Tensor) -> torch.Tensor:
         mean = self.actor(obs)

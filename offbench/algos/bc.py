@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
-from offbench.algos.nets import per_seed, sample_or_argmax, state_network
+from offbench.algos.nets import adam, per_seed, sample_or_argmax, state_network
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
 from offbench.data.variants import successful, top_fraction
@@ -76,7 +76,7 @@ class BC(TransitionAlgorithm):
                  seeds: Sequence[int] = (0,)) -> None:
         super().__init__(config, data, spec, device, seeds)
         self.actor = state_network(self.obs_shape, config.hidden, self.action_dim).to(device)
-        self.optim = torch.optim.Adam(self.actor.parameters(), lr=config.lr)
+        self.optim = adam(self.actor.parameters(), lr=config.lr)
 
     def bc_losses(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
         """Per sample (S, B): cross-entropy (discrete) or mean squared error of tanh outputs (continuous)."""

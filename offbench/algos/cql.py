@@ -27,6 +27,8 @@ from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
 from offbench.algos.nets import (
     TanhGaussianActor,
     TwinQ,
+    adam,
+    frozen,
     per_seed,
     soft_update,
     state_network,
@@ -86,9 +88,9 @@ class CQL(TransitionAlgorithm):
         self.critic_target = copy.deepcopy(self.critic)
         self.log_alpha = torch.zeros(len(self.seeds), 1, device=device, requires_grad=True)
         self.target_entropy = -float(self.action_dim)
-        self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=config.policy_lr)
-        self.critic_optim = torch.optim.Adam(self.critic.parameters(), lr=config.q_lr)
-        self.entropy_optim = torch.optim.Adam([self.log_alpha], lr=config.entropy_lr)
+        self.actor_optim = adam(self.actor.parameters(), lr=config.policy_lr)
+        self.critic_optim = adam(self.critic.parameters(), lr=config.q_lr)
+        self.entropy_optim = adam([self.log_alpha], lr=config.entropy_lr)
 
     def repeat(self, x: torch.Tensor) -> torch.Tensor:
         """(S, B, d) -> (S, B * n, d): each row repeated n times (for sampled actions)."""
@@ -124,7 +126,8 @@ class CQL(TransitionAlgorithm):
         alpha_loss.sum().backward()
         self.entropy_optim.step()
         ent = self.log_alpha.exp().detach()  # (S, 1)
-        actor_loss = per_seed(ent * logp - torch.min(*self.critic(b["obs"], actions)))
+        with frozen(self.critic):
+            actor_loss = per_seed(ent * logp - torch.min(*self.critic(b["obs"], actions)))
         self.actor_optim.zero_grad(set_to_none=True)
         actor_loss.sum().backward()
         self.actor_optim.step()
@@ -172,7 +175,7 @@ class DiscreteCQL(TransitionAlgorithm):
         super().__init__(config, data, spec, device, seeds)
         self.q = state_network(self.obs_shape, config.hidden, self.action_dim).to(device)
         self.q_target = copy.deepcopy(self.q)
-        self.optim = torch.optim.Adam(self.q.parameters(), lr=config.q_lr, eps=0.01 / 32)
+        self.optim = adam(self.q.parameters(), lr=config.q_lr, eps=0.01 / 32)
         self.steps_done = 0
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

@@ -28,6 +28,7 @@ from offbench.algos.nets import (
     SeedLayerNorm,
     SeedLinear,
     SeedNoise,
+    adamw,
     clip_grad_norm_per_seed,
     is_image,
     sample_or_argmax,
@@ -229,7 +230,7 @@ class DT(Algorithm):
         max_t = int(data.episode_lengths.max()) if spec.domain == "atari" else \
             max(spec.max_episode_steps, int(data.episode_lengths.max()))
         self.model = DecisionTransformer(self.obs_shape, self.action_dim, self.discrete, max_t, config).to(device)
-        self.optim = torch.optim.AdamW(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+        self.optim = adamw(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                        betas=tuple(config.betas))
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.optim, self.lr_factor)
 

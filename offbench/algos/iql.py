@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
-from offbench.algos.nets import GaussianActor, TwinQ, mlp, per_seed, soft_update
+from offbench.algos.nets import GaussianActor, TwinQ, adam, mlp, per_seed, soft_update
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
 
@@ -66,9 +66,9 @@ class IQL(TransitionAlgorithm):
         self.critic = TwinQ(self.obs_dim, self.action_dim, config.hidden).to(device)
         self.critic_target = copy.deepcopy(self.critic)
         self.value = mlp(self.obs_dim, config.hidden, 1).to(device)
-        self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=config.lr)
-        self.critic_optim = torch.optim.Adam(self.critic.parameters(), lr=config.lr)
-        self.value_optim = torch.optim.Adam(self.value.parameters(), lr=config.lr)
+        self.actor_optim = adam(self.actor.parameters(), lr=config.lr)
+        self.critic_optim = adam(self.critic.parameters(), lr=config.lr)
+        self.value_optim = adam(self.value.parameters(), lr=config.lr)
         self.actor_sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.actor_optim, max(1, config.steps))
 
     def reward_scale_for(self, data: Dataset) -> float:

@@ -137,6 +137,16 @@ def clip_grad_norm_per_seed(params: Any, max_norm: float) -> torch.Tensor:
     return norms
 
 
+def adam(params: Any, lr: float, **kwargs: Any) -> torch.optim.Adam:
+    """Adam with the fused kernel (CPU and CUDA): the same update, one kernel for all parameters."""
+    return torch.optim.Adam(params, lr=lr, fused=True, **kwargs)
+
+
+def adamw(params: Any, lr: float, **kwargs: Any) -> torch.optim.AdamW:
+    """AdamW with the fused kernel."""
+    return torch.optim.AdamW(params, lr=lr, fused=True, **kwargs)
+
+
 class SeedNoise:
     """Random draws for training, one generator per seed: seed ``i``'s slice of every draw is the
     same whether it trains alone or with others."""
@@ -237,6 +247,20 @@ def sample_or_argmax(logits: torch.Tensor, sample: bool, generators: Sequence[to
     probs = torch.softmax(logits.float(), dim=-1).cpu()
     return torch.stack([torch.multinomial(p, 1, generator=g).squeeze(-1)
                         for p, g in zip(probs, generators)]).to(logits.device)
+
+
+@contextlib.contextmanager
+def frozen(module: nn.Module) -> Iterator[None]:
+    """Build graphs without gradients for ``module``'s parameters (an actor loss through a critic
+    needs gradients for the actions only; skipping the critic's weight gradients saves their cost)."""
+    params = [p for p in module.parameters() if p.requires_grad]
+    for p in params:
+        p.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for p in params:
+            p.requires_grad_(True)
 
 
 def soft_update(target: nn.Module, source: nn.Module, tau: float) -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
-from offbench.algos.nets import TwinQ, mlp, per_seed, soft_update
+from offbench.algos.nets import TwinQ, adam, frozen, mlp, per_seed, soft_update
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
 
@@ -51,8 +51,8 @@ class TD3BC(TransitionAlgorithm):
         self.actor = mlp(self.obs_dim, config.hidden, self.action_dim).to(device)
         self.critic = TwinQ(self.obs_dim, self.action_dim, config.hidden).to(device)
         self.actor_target, self.critic_target = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
-        self.actor_optim = torch.optim.Adam(self.actor.parameters(), lr=config.actor_lr)
-        self.critic_optim = torch.optim.Adam(self.critic.parameters(), lr=config.critic_lr)
+        self.actor_optim = adam(self.actor.parameters(), lr=config.actor_lr)
+        self.critic_optim = adam(self.critic.parameters(), lr=config.critic_lr)
         self.steps_done = 0
 
     def pi(self, obs: torch.Tensor, target: bool = False) -> torch.Tensor:
@@ -71,7 +71,8 @@ class TD3BC(TransitionAlgorithm):
     def actor_loss(self, b: dict[str, torch.Tensor]) -> torch.Tensor:
         """Per seed: ``-lambda * mean Q1(s, pi(s)) + mean (pi(s) - a)^2``, lambda from that seed's Q."""
         action = self.pi(b["obs"])
-        q = self.critic.q1(torch.cat([b["obs"], action], dim=-1)).squeeze(-1)
+        with frozen(self.critic):
+            q = self.critic.q1(torch.cat([b["obs"], action], dim=-1)).squeeze(-1)
         lam = self.config.alpha / per_seed(q.abs()).detach().clamp_min(1e-6)
         return -lam * per_seed(q) + per_seed((action - b["actions"]).pow(2))
 

@@ -23,7 +23,7 @@ import torch
 
 from offbench.algos.base import ALGORITHMS
 from offbench.algos.bc import BC, BCConfig
-from offbench.algos.nets import per_seed, state_network
+from offbench.algos.nets import adam, per_seed, state_network
 from offbench.data.dataset import Dataset, TransitionSampler
 from offbench.data.spec import DatasetSpec
 
@@ -83,7 +83,7 @@ class AWR(BC):
                  seeds: Sequence[int] = (0,)) -> None:
         super().__init__(config, data, spec, device, seeds)
         self.value = state_network(self.obs_shape, config.hidden, 1).to(device)
-        self.value_optim = torch.optim.Adam(self.value.parameters(), lr=config.value_lr)
+        self.value_optim = adam(self.value.parameters(), lr=config.value_lr)
         self.mean_square = torch.ones(len(self.seeds), 1, device=device)
 
     def make_sampler(self, data: Dataset, rng: np.random.Generator) -> TransitionSampler:
