@@ -9,7 +9,7 @@ medium-replay and medium-expert sets, and the two costly ones (cql, dt) for ``--
 medium-replay, through the same library calls as ``offbench run``; 10 evaluation episodes every
 ``steps // 2`` (DT: 10 episodes per target instead of the paper's 100). Writes the table of
 normalized scores (final evaluation, mean ± sample std over seeds) to
-``benchmarks/mujoco_suite.md`` and checks the orderings the literature predicts: offline RL >= BC
+``benchmarks/mujoco_suite.md`` (other environments: ``mujoco_suite_<env>.md``) and checks the orderings the literature predicts: offline RL >= BC
 on medium-replay, and BC on medium-expert >= BC on medium.
 """
 
@@ -78,7 +78,8 @@ def main() -> None:
               if not args.report_only else f"Tabulated from the runs in {args.results} (--report-only)."]
     text = "\n".join(lines) + "\n"
     print(text)
-    Path("benchmarks/mujoco_suite.md").write_text(text)
+    out = Path("benchmarks/mujoco_suite.md" if args.env == "hopper" else f"benchmarks/mujoco_suite_{args.env}.md")
+    out.write_text(text)
     if outcome.failed:
         raise SystemExit(f"{len(outcome.failed)} runs failed: {outcome.failed[0][1]}")
 

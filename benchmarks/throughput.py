@@ -41,7 +41,7 @@ import torch
 from offbench.algos import get_algorithm
 from offbench.data.dataset import Dataset
 from offbench.data.spec import get_spec
-from offbench.train import SeedBatches, resolve_device
+from offbench.train import resolve_device, seed_batches
 
 SHARED = ["bc", "td3bc", "iql", "cql", "awac", "dt"]  # implemented by d3rlpy too
 OURS_ONLY = ["pbc", "rwr", "awr"]
@@ -78,7 +78,7 @@ def steps_per_second(name: str, data: Dataset, device: torch.device, seeds: int,
     cls = get_algorithm(name)
     cfg = cls.Config.for_dataset(spec)
     algo = cls.create(cfg, data, spec, device, list(range(seeds)))
-    sampler = SeedBatches([algo.make_sampler(data, np.random.default_rng(s)) for s in range(seeds)])
+    sampler = seed_batches(algo, [algo.make_sampler(data, np.random.default_rng(s)) for s in range(seeds)])
     for _ in range(warmup):
         algo.update(sampler.sample())
     sync(device)

@@ -111,17 +111,21 @@ def default_workers(n_runs: int, device: torch.device) -> int:
     return max(1, min(n_runs, cores if device.type == "cpu" else 4))
 
 
-def group_seeds(plans: list[RunPlan], parts: int = 1, most: int | None = None) -> list[list[RunPlan]]:
+def group_seeds(plans: list[RunPlan], parts: int = 1, most: int | None = None, cpu: bool = False) -> list[list[RunPlan]]:
     """Seeds that train as one model: runs of one (dataset, algorithm, config) whose checkpoints
-    are at the same step (a seed-batched algorithm; others run alone), at most ``most`` per group.
-    The largest groups are then halved until there are ``parts`` groups (to keep ``parts`` CPU
-    workers busy) or none can be split."""
+    are at the same step (a seed-batched algorithm; others run alone), at most ``most`` per group
+    (default: all; on a ``cpu``, the algorithm's ``cpu_seeds_together``). The largest groups are
+    then halved until there are ``parts`` groups (to keep ``parts`` CPU workers busy) or none can
+    be split."""
     groups: dict[tuple, list[RunPlan]] = {}
     for plan in plans:
-        batched = get_algorithm(plan.algo).seed_batched
-        key = (plan.dataset, plan.algo, plan.config_hash, checkpoint_step(plan)) if batched else (plan.label,)
+        cls = get_algorithm(plan.algo)
+        key = (plan.dataset, plan.algo, plan.config_hash, checkpoint_step(plan)) if cls.seed_batched else (plan.label,)
         groups.setdefault(key, []).append(plan)
-    out = [g[i : i + (most or len(g))] for g in groups.values() for i in range(0, len(g), most or len(g))]
+    out = []
+    for g in groups.values():
+        size = most or (get_algorithm(g[0].algo).cpu_seeds_together if cpu else None) or len(g)
+        out += [g[i : i + size] for i in range(0, len(g), size)]
     while len(out) < parts and max(len(g) for g in out) > 1:
         big = max(out, key=len)
         out.remove(big)
@@ -132,8 +136,9 @@ def group_seeds(plans: list[RunPlan], parts: int = 1, most: int | None = None) -
 def run_plans(plans: list[RunPlan], device: str = "auto", workers: int | None = None,
               report: Reporter | None = None, seeds_together: int | None = None) -> RunOutcome:
     """Run all plans, skipping finished ones. The seeds of one (dataset, algorithm, config) train
-    together as one model (at most ``seeds_together`` at once; default: all, split on CPU so that
-    every worker has work); each worker process runs one such group at a time."""
+    together as one model (at most ``seeds_together`` at once; default: all on CUDA; on a CPU,
+    split so that every worker has work, and apart for algorithms that gain nothing there); each
+    worker process runs one such group at a time."""
     outcome = RunOutcome()
     todo = []
     for plan in plans:
@@ -148,7 +153,7 @@ def run_plans(plans: list[RunPlan], device: str = "auto", workers: int | None = 
         cache.fetch(name)  # once, here, not in every worker
     dev = resolve_device(device)
     n = workers or default_workers(len(todo), dev)
-    groups = group_seeds(todo, parts=n if dev.type == "cpu" else 1, most=seeds_together)
+    groups = group_seeds(todo, parts=n if dev.type == "cpu" else 1, most=seeds_together, cpu=dev.type == "cpu")
     n = min(n, len(groups))
     report = report or (lambda *a: None)
 

@@ -134,7 +134,7 @@ def test_run_with_seeds_together_gives_the_records_of_separate_runs(isolated: Pa
     sets = ["eval_every=10", "eval_episodes=6", "dt.embed_dim=16", "dt.n_layers=1"]
     together = plan_runs(["keytodoor-1k"], ["dt", "bc"], 3, isolated / "together", sets, steps=20)
     alone = plan_runs(["keytodoor-1k"], ["dt", "bc"], 3, isolated / "alone", sets, steps=20)
-    out = run_plans(together, device="cpu", workers=1)
+    out = run_plans(together, device="cpu", workers=1, seeds_together=3)
     assert not out.failed and len(out.finished) == 6
     assert {s["seeds_together"] for s in out.finished} == {3}
     out = run_plans(alone, device="cpu", workers=1, seeds_together=1)
@@ -148,3 +148,32 @@ def test_run_with_seeds_together_gives_the_records_of_separate_runs(isolated: Pa
         for ra, rb in zip(train_a, train_b):
             if ra["kind"] == "train":
                 assert ra["loss"] == pytest.approx(rb["loss"], rel=1e-4, abs=1e-6)
+
+
+@pytest.mark.parametrize("stored_next", [False, True])
+def test_device_resident_batches_equal_host_batches(stored_next: bool) -> None:
+    from offbench.train import DeviceBatches
+
+    data = toy_dataset()
+    if stored_next:
+        data.next_observations = data.observations[::-1].copy()
+    algo, host = build("awr", data, SPEC, SEEDS)
+    dev = DeviceBatches([algo.make_sampler(data, np.random.default_rng(s)) for s in SEEDS], torch.device("cpu"))
+    assert DeviceBatches.suitable(dev.samplers)
+    for _ in range(3):
+        a, b = host.sample(), dev.sample()
+        assert set(a) == set(b)
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key].numpy(), err_msg=key)
+
+
+def test_grouping_on_a_cpu_keeps_workers_busy_and_heavy_algorithms_apart(isolated: Path) -> None:
+    from offbench.launch import group_seeds, plan_runs
+
+    plans = plan_runs(["keytodoor-1k"], ["bc", "dt"], 5, isolated / "results")
+    sizes = {a: sorted(len(g) for g in group_seeds(plans, parts=2, cpu=True) if g[0].algo == a) for a in ("bc", "dt")}
+    assert sizes == {"bc": [5], "dt": [1] * 5}  # dt: cpu_seeds_together = 1
+    gpu = group_seeds(plans)
+    assert sorted(len(g) for g in gpu) == [5, 5] and all(len({p.algo for p in g}) == 1 for g in gpu)
+    halves = group_seeds([p for p in plans if p.algo == "bc"], parts=2, cpu=True)
+    assert sorted(len(g) for g in halves) == [2, 3]

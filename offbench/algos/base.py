@@ -144,6 +144,10 @@ class Algorithm:
     trainable: ClassVar[bool] = True
     #: Whether one instance trains several seeds on a leading seed axis (see the module docstring).
     seed_batched: ClassVar[bool] = False
+    #: At most this many seeds per model on a CPU (None: all). Batching seeds pays where kernel
+    #: launches and Python dominate a step; where large activations make a step compute- and
+    #: memory-bound on a CPU, S seeds cost more than S single steps (caches), so they run apart.
+    cpu_seeds_together: ClassVar[int | None] = None
 
     def __init__(self, config: AlgoConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
                  seeds: Sequence[int] = (0,)) -> None:

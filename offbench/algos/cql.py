@@ -73,6 +73,8 @@ class CQL(TransitionAlgorithm):
     continuous_only = True
     STATE = ("actor", "critic", "critic_target", "actor_optim", "critic_optim", "entropy_optim")
     seed_batched = True
+    # 3 x 10 sampled actions per state: (S, 7680, 256) activations; 5 seeds together measured 0.72x on CPU
+    cpu_seeds_together = 1
 
     def __new__(cls, config: CQLConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
                 seeds: Sequence[int] = (0,)) -> Any:

@@ -170,9 +170,12 @@ class TransitionSampler:
         last[data.episode_ends - 1] = True
         self._next = np.where(last, np.arange(len(data)), np.arange(len(data)) + 1)
 
+    def indices(self) -> np.ndarray:
+        """The steps of the next batch (uniform, with replacement)."""
+        return self.rng.integers(0, len(self.data), size=self.batch_size)
+
     def sample(self) -> dict[str, np.ndarray]:
-        d = self.data
-        idx = self.rng.integers(0, len(d), size=self.batch_size)
+        d, idx = self.data, self.indices()
         nxt = d.next_observations[idx] if d.next_observations is not None else d.states(self._next[idx])
         batch = {
             "observations": d.states(idx),
@@ -184,6 +187,20 @@ class TransitionSampler:
         }
         batch.update({k: v[idx] for k, v in self.extras.items()})
         return batch
+
+    def columns(self) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
+        """What :meth:`sample` gathers, as whole per-step columns, and the index of each step's
+        next observation in ``observations`` (None with stored next observations): a batch is
+        ``column[indices()]``. None for frame stacks, which are assembled per batch."""
+        d = self.data
+        if d.stack_indices is not None:
+            return None
+        cols = {"observations": d.observations, "actions": d.actions, "rewards": d.rewards.astype(np.float32),
+                "dones": d.terminals.astype(np.float32), "returns_to_go": d.returns_to_go.astype(np.float32),
+                **self.extras}
+        if d.next_observations is not None:
+            return {**cols, "next_observations": d.next_observations}, None
+        return cols, self._next
 
 
 class WindowSampler:
