@@ -195,11 +195,14 @@ def report(raw: dict[str, Any], args: argparse.Namespace, device: torch.device) 
             row.append(f">= {ABSOLUTE_GPU_TARGETS[name]:,.0f}" if name in ABSOLUTE_GPU_TARGETS else "")
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", f"Target: >= {TARGET_VS_D3RLPY[dev]:.0f}x d3rlpy on the same {dev.upper()}.", "",
-              f"{args.seeds} seeds as one model vs {args.seeds} sequential single-seed runs (aggregate gradient steps per second):", "",
-              "| algorithm | sequential | together | speed-up |", "|---|---|---|---|"]
+              f"{args.seeds} seeds as one model vs {args.seeds} sequential single-seed runs (aggregate gradient steps per "
+              f"second), and what `offbench run --seeds {args.seeds}` does on this device:", "",
+              "| algorithm | sequential | together | speed-up | `--seeds` here |", "|---|---|---|---|---|"]
     for name, rate in raw["seeds"].items():
         one = raw["ours"][name]
-        lines.append(f"| {name} | {one:,.1f} | {args.seeds * rate:,.1f} | {args.seeds * rate / one:.2f}x |")
+        apart = dev == "cpu" and get_algorithm(name).cpu_seeds_together == 1
+        lines.append(f"| {name} | {one:,.1f} | {args.seeds * rate:,.1f} | {args.seeds * rate / one:.2f}x | "
+                     f"{'apart (1.00x)' if apart else 'together'} |")
     if "eval" in raw:
         e = raw["eval"]
         lines += ["", f"Evaluation: {e['episodes']} DT episodes of HalfCheetah ({e['steps']} steps each) in "

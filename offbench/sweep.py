@@ -47,7 +47,7 @@ def sweep(results: Path, dataset: str, algo: str, targets: list[float] | None = 
         for i in group:
             if config is None or not dirs[i].checkpoint.is_file():
                 raise OffbenchError(f"{dirs[i].root}: no config.json or checkpoint.pt to evaluate")
-            states.append(load_checkpoint(dirs[i].checkpoint, dev)["algo"])
+            states.append(load_checkpoint(dirs[i].checkpoint)["algo"])
         model = cls.create(cls.Config(**config["config"]), data, spec, dev, [run_seeds[i] for i in group])
         model.load_seed_states(states)
         lines: list[list[str]] = [[] for _ in group]

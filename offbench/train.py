@@ -87,7 +87,8 @@ def save_checkpoints(plans: list[RunPlan], algo: Algorithm, step: int, rngs: lis
     """One checkpoint per seed, each enough to resume that seed alone or with any others."""
     for plan, state, rng in zip(plans, algo.seed_states(), rngs):
         ckpt = {"format": CHECKPOINT_FORMAT, "step": step, "algo": state, "numpy_rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state()}
+                "torch_rng": torch.get_rng_state(),  # the global generators: used by plain (plug-in) algorithms
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
         with atomic_path(plan.dir.checkpoint) as tmp:
             torch.save(ckpt, tmp)
 
@@ -96,12 +97,12 @@ def checkpoint_step(plan: RunPlan) -> int:
     """The step a run's checkpoint was taken at (0 without one)."""
     if not plan.dir.checkpoint.is_file():
         return 0
-    return int(load_checkpoint(plan.dir.checkpoint, "cpu")["step"])
+    return int(load_checkpoint(plan.dir.checkpoint)["step"])
 
 
-def load_checkpoint(path: Path, device: Any) -> dict[str, Any]:
-    """A run's checkpoint (an error naming the file if an older offbench wrote it)."""
-    state = torch.load(path, map_location=device, weights_only=False)
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """A run's checkpoint, on the CPU (an error naming the file if an older offbench wrote it)."""
+    state = torch.load(path, map_location="cpu", weights_only=False)
     if state.get("format") != CHECKPOINT_FORMAT:
         raise OffbenchError(f"{path} was written by an older offbench and cannot be used; "
                             "move it away (and its summary.json) to train this run again")
@@ -112,7 +113,7 @@ def restore_checkpoints(plans: list[RunPlan], algo: Algorithm, rngs: list[np.ran
     """Load every seed's checkpoint (all at the same step, or none); return that step."""
     if not any(p.dir.checkpoint.is_file() for p in plans):
         return 0
-    states = [load_checkpoint(p.dir.checkpoint, algo.device) for p in plans]
+    states = [load_checkpoint(p.dir.checkpoint) for p in plans]  # on the CPU: load_state_dict moves them
     steps = {int(s["step"]) for s in states}
     if len(steps) != 1:
         raise ValueError(f"seeds trained together must resume from the same step, got {sorted(steps)}")
@@ -120,6 +121,8 @@ def restore_checkpoints(plans: list[RunPlan], algo: Algorithm, rngs: list[np.ran
     for rng, s in zip(rngs, states):
         rng.bit_generator.state = s["numpy_rng"]
     torch.set_rng_state(states[0]["torch_rng"])
+    if states[0].get("cuda_rng") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states[0]["cuda_rng"])
     return steps.pop()
 
 
