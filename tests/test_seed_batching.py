@@ -89,6 +89,33 @@ def test_seeds_trained_together_match_each_seed_trained_alone(name: str, discret
     assert not torch.allclose(flat_tensors(states[0])[0], flat_tensors(states[1])[0])
 
 
+@pytest.mark.parametrize("name", ["bc", "cql", "dt"])
+def test_frame_stack_models_trained_together_match_each_seed_alone(name: str) -> None:
+    """The Nature-DQN encoder per seed (a grouped convolution) on (4, 84, 84) frame stacks."""
+    rng = np.random.default_rng(0)
+    n = 24
+    stack = np.stack([np.clip(np.arange(n)[:, None] - k, -1, None) for k in (3, 2, 1, 0)], axis=1)[:, :, 0]
+    data = Dataset(observations=rng.integers(0, 255, (n, 84, 84), dtype=np.uint8),
+                   actions=rng.integers(0, 4, n), rewards=rng.uniform(0, 1, n).astype(np.float32),
+                   terminals=np.eye(1, n, n - 1, dtype=bool)[0], timeouts=np.zeros(n, bool),
+                   episode_starts=np.array([0]), stack_indices=stack)
+    spec = DatasetSpec(name="toy-atari", domain="atari", source="test", env="PongNoFrameskip-v4",
+                       max_episode_steps=100, ref_min_return=0.0, ref_max_return=1.0, target_returns=(1.0,))
+    small = {"bc": {"batch_size": "4"}, "cql": {"batch_size": "4"},
+             "dt": {"batch_size": "2", "context": "4", "embed_dim": "16", "n_layers": "1", "n_heads": "1"}}[name]
+    cls = get_algorithm(name)
+    cfg = cls.Config.for_dataset(spec).with_overrides(small)
+
+    def trained(seeds: list[int]) -> list[dict]:
+        algo = cls.create(cfg, data, spec, torch.device("cpu"), seeds)
+        train(algo, SeedBatches([algo.make_sampler(data, np.random.default_rng(s)) for s in seeds]), 3)
+        return algo.seed_states()
+
+    together = trained(SEEDS[:2])
+    for i, seed in enumerate(SEEDS[:2]):
+        assert_same_state(together[i], trained([seed])[0])
+
+
 @pytest.mark.parametrize("name", ["td3bc", "dt"])
 def test_a_seed_split_out_of_a_group_continues_as_if_it_had_trained_alone(name: str) -> None:
     data = toy_dataset()
@@ -177,3 +204,17 @@ def test_grouping_on_a_cpu_keeps_workers_busy_and_heavy_algorithms_apart(isolate
     assert sorted(len(g) for g in gpu) == [5, 5] and all(len({p.algo for p in g}) == 1 for g in gpu)
     halves = group_seeds([p for p in plans if p.algo == "bc"], parts=2, cpu=True)
     assert sorted(len(g) for g in halves) == [2, 3]
+
+
+def test_a_checkpoint_from_an_older_offbench_is_refused_in_one_line(isolated: Path) -> None:
+    from offbench.errors import OffbenchError
+    from offbench.launch import plan_runs
+    from offbench.train import execute
+
+    plan = plan_runs(["keytodoor-1k"], ["bc"], 1, isolated / "results", steps=10)[0]
+    plan.dir.root.mkdir(parents=True)
+    torch.save({"step": 5, "algo": {}}, plan.dir.checkpoint)  # format 1: no "format" key
+    with pytest.raises(OffbenchError, match="written by an older offbench") as err:
+        execute(plan, device="cpu")
+    assert "\n" not in str(err.value) and str(plan.dir.checkpoint) in str(err.value)
+    assert plan.dir.checkpoint.is_file()  # nothing deleted
