@@ -11,9 +11,9 @@ import torch
 
 from offbench.algos import get_algorithm
 from offbench.algos.base import Algorithm
+from offbench.batches import SeedBatches
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
-from offbench.train import SeedBatches
 from tests.test_algorithms import SPEC, toy_dataset
 
 SEEDS = [3, 0, 11]
@@ -179,7 +179,7 @@ def test_run_with_seeds_together_gives_the_records_of_separate_runs(isolated: Pa
 
 @pytest.mark.parametrize("stored_next", [False, True])
 def test_device_resident_batches_equal_host_batches(stored_next: bool) -> None:
-    from offbench.train import DeviceBatches
+    from offbench.batches import DeviceBatches
 
     data = toy_dataset()
     if stored_next:
