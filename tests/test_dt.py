@@ -59,3 +59,19 @@ def test_outputs_are_finite_and_bounded() -> None:
     out = model(discrete=False)(*inputs(discrete=False))
     assert torch.isfinite(out).all() and (out.abs() <= 1).all()
     assert np.isfinite(model()(*inputs()).detach().numpy()).all()
+
+
+def test_last_only_prediction_equals_the_full_forward_pass() -> None:
+    """Evaluation's shortcut (no last action token, final block for one token) changes no number."""
+    for discrete in (True, False):
+        torch.manual_seed(0)
+        cfg = DTConfig(embed_dim=32, n_layers=3, n_heads=2, dropout=0.1)
+        net = DecisionTransformer(obs_shape=(5,), action_dim=4 if discrete else 3, discrete=discrete,
+                                  max_timestep=30, cfg=cfg)
+        s, a, r, t, mask = inputs(b=4, k=6, discrete=discrete)
+        mask[0, :3] = 0  # a left-padded window
+        xs = [x[None] for x in (s, a, r, t, mask)]
+        full = net(*xs)[:, :, -1]
+        last = net(*xs, last_only=True)
+        assert last.shape == full.shape
+        torch.testing.assert_close(last, full, rtol=1e-5, atol=1e-6)

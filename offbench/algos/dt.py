@@ -123,6 +123,19 @@ class Block(nn.Module):
         y = self.out(self.act(self.fc(self.ln2(x))))
         return x + (noise.dropout(y, self.dropout) if noise is not None else y)
 
+    def forward_last(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
+        """Only the last token's output (S, B, 1, D), without dropout: keys and values for every
+        token, but the query, projection and MLP for the last one only (evaluation)."""
+        s, b, n, d = x.shape
+        h, hd = self.ln1(x), d // self.heads
+        w, bias = self.qkv.weight, self.qkv.bias  # (S, D, 3D), (S, 1, 3D): query | key | value
+        kv = torch.baddbmm(bias[..., d:], h.reshape(s, b * n, d), w[..., d:])
+        k, v = kv.view(s * b, n, 2, self.heads, hd).permute(2, 0, 3, 1, 4)
+        q = torch.baddbmm(bias[..., :d], h[:, :, -1], w[..., :d]).view(s * b, self.heads, 1, hd)
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask[:, :, -1:])
+        x = x[:, :, -1:] + self.proj(y.reshape(s, b, 1, d))
+        return x + self.out(self.act(self.fc(self.ln2(x))))
+
 
 class DecisionTransformer(nn.Module):
     """GPT over interleaved (R, s, a) tokens; returns action predictions at every state token.
@@ -145,10 +158,14 @@ class DecisionTransformer(nn.Module):
         self.max_timestep = max_timestep
 
     def forward(self, states: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
-                timesteps: torch.Tensor, mask: torch.Tensor, noise: SeedNoise | None = None) -> torch.Tensor:
+                timesteps: torch.Tensor, mask: torch.Tensor, noise: SeedNoise | None = None,
+                last_only: bool = False) -> torch.Tensor:
         """states (S,B,K,obs), actions (S,B,K) or (S,B,K,act), returns_to_go (S,B,K), timesteps
         (S,B,K), mask (S,B,K) with 1 for real steps -> action logits or actions (S,B,K,act).
-        ``noise``: dropout with these per-seed generators (training); None: no dropout."""
+        ``noise``: dropout with these per-seed generators (training); None: no dropout.
+        ``last_only`` (evaluation): only the prediction at the last step, (S,B,act), computed
+        without the last action token (no state sees its own action) and with the final block
+        evaluated for the last state token alone: the same numbers as ``[:, :, -1]``, cheaper."""
         s, b, k = mask.shape
         time = self.embed_timestep(timesteps.clamp(0, self.max_timestep))
         tokens = torch.stack([
@@ -161,9 +178,16 @@ class DecisionTransformer(nn.Module):
             x = noise.dropout(x, self.dropout)
         valid = mask.bool().reshape(s * b, k).repeat_interleave(3, dim=1)  # (S * B, 3K)
         n = 3 * k
+        if last_only:
+            x, valid, n = x[:, :, :-1], valid[:, :-1], n - 1  # ends with the last state token
         causal = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
         eye = torch.eye(n, dtype=torch.bool, device=x.device)
         attn_mask = (causal & (valid[:, None, :] | eye))[:, None]  # pads never attended (but self)
+        if last_only:
+            for block in self.blocks[:-1]:
+                x = block(x, attn_mask, None)
+            out = self.predict_action(self.ln_f(self.blocks[-1].forward_last(x, attn_mask)))[:, :, 0]
+            return out if self.discrete else torch.tanh(out)
         for block in self.blocks:
             x = block(x, attn_mask, noise)
         out = self.predict_action(self.ln_f(x).reshape(s, b, k, 3, -1)[:, :, :, 1])
@@ -202,7 +226,7 @@ class DTPolicy:
         steps = torch.arange(t + 1 - k, t + 1, device=a.device).clamp_min(0).expand(s, n, -1)
         mask = torch.zeros(s, n, k, device=a.device)
         mask[:, :, k - real :] = 1
-        out = a.model(self.states, self.actions, self.rtg / a.config.rtg_scale, steps, mask)[:, :, -1]
+        out = a.model(self.states, self.actions, self.rtg / a.config.rtg_scale, steps, mask, last_only=True)
         action = sample_or_argmax(out, a.config.sample_actions, self.generators) if a.discrete else out
         self.actions[:, :, -1] = action
         return action.cpu().numpy()
