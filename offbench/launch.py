@@ -158,10 +158,9 @@ def run_plans(plans: list[RunPlan], device: str = "auto", workers: int | None = 
     report = report or (lambda *a: None)
 
     def finished(group: list[RunPlan], summaries: list[dict[str, Any]]) -> None:
-        for summary in summaries:
+        for plan, summary in zip(group, summaries):  # execute_seeds answers in the group's order
             outcome.finished.append(summary)
-            report("done", f"{summary['dataset']}/{summary['algo']}/seed-{summary['seed']}", summary["steps"],
-                   summary["steps"], summary["score_last"])
+            report("done", plan.label, summary["steps"], summary["steps"], summary["score_last"])
 
     def failed(group: list[RunPlan], message: str) -> None:
         for plan in group:

@@ -98,12 +98,13 @@ def checkpoint_step(plan: RunPlan) -> int:
     """The step a run's checkpoint was taken at (0 without one)."""
     if not plan.dir.checkpoint.is_file():
         return 0
-    return int(load_checkpoint(plan.dir.checkpoint)["step"])
+    return int(load_checkpoint(plan.dir.checkpoint, mmap=True)["step"])  # mapped: the weights are not read
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """A run's checkpoint, on the CPU (an error naming the file if an older offbench wrote it)."""
-    state = torch.load(path, map_location="cpu", weights_only=False)
+def load_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any]:
+    """A run's checkpoint, on the CPU (an error naming the file if an older offbench wrote it);
+    ``mmap``: tensors mapped from the file instead of read."""
+    state = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
     if state.get("format") != CHECKPOINT_FORMAT:
         raise OffbenchError(f"{path} was written by an older offbench and cannot be used; "
                             "move it away (and its summary.json) to train this run again")
@@ -159,22 +160,16 @@ def execute_seeds(plans: list[RunPlan], device: str = "auto", progress: SeedProg
     keys = {(p.dataset, p.algo, p.config_hash, p.results) for p in plans}
     if len(keys) != 1 or len({p.seed for p in plans}) != len(plans):
         raise ValueError("execute_seeds takes distinct seeds of one dataset, algorithm and config")
-    summaries: dict[int, dict[str, Any]] = {}
-    todo = []
-    for i, plan in enumerate(plans):
-        done = read_json(plan.dir.summary)
-        if done is not None:
-            summaries[i] = done
-        else:
-            todo.append(i)
+    summaries = {i: read_json(plan.dir.summary) for i, plan in enumerate(plans)}
+    todo = [i for i, done in summaries.items() if done is None]
     if todo:
         for plan in (plans[i] for i in todo):
             plan.dir.root.mkdir(parents=True, exist_ok=True)
         with contextlib.ExitStack() as stack:
             for i in todo:
                 stack.enter_context(run_lock(plans[i].dir.root / ".lock", plans[i].label))
-            left = [i for i in todo if read_json(plans[i].dir.summary) is None]  # another process may have finished some
-            summaries.update({i: read_json(plans[i].dir.summary) for i in todo if i not in left})
+            summaries.update({i: read_json(plans[i].dir.summary) for i in todo})  # another process may have finished some
+            left = [i for i in todo if summaries[i] is None]
             if left:
                 def seed_progress(k: int, step: int, total: int, score: float | None) -> None:
                     if progress:
