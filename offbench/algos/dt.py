@@ -108,33 +108,33 @@ class Block(nn.Module):
         self.fc, self.out = SeedLinear(dim, 4 * dim), SeedLinear(4 * dim, dim)
         self.act = nn.GELU() if activation == "gelu" else nn.ReLU()
 
-    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor, noise: SeedNoise | None) -> torch.Tensor:
-        """x (S, B, N, D); attn_mask (S * B, 1, N, N), True where attending is allowed."""
+    def forward(self, x: torch.Tensor, attn_mask: torch.Tensor, noise: SeedNoise | None,
+                last_only: bool = False) -> torch.Tensor:
+        """x (S, B, N, D); attn_mask (S * B, 1, N, N), True where attending is allowed. ``noise``:
+        dropout with per-seed masks (training). ``last_only`` (evaluation): keys and values for
+        every token but the query, projection and MLP for the last one only: output (S, B, 1, D)."""
         s, b, n, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).view(s * b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        hd = d // self.heads
+        h = self.ln1(x)
+        if last_only:  # the query of the last token only: the first D columns of qkv
+            w, bias = self.qkv.weight, self.qkv.bias  # (S, D, 3D), (S, 1, 3D): query | key | value
+            q = torch.baddbmm(bias[..., :d], h[:, :, -1], w[..., :d]).view(s * b, self.heads, 1, hd)
+            k, v = torch.baddbmm(bias[..., d:], h.reshape(s, b * n, d), w[..., d:]) \
+                .view(s * b, n, 2, self.heads, hd).permute(2, 0, 3, 1, 4)
+            x, attn_mask, n = x[:, :, -1:], attn_mask[:, :, -1:], 1
+        else:
+            q, k, v = self.qkv(h).view(s * b, n, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
         if noise is None or self.dropout <= 0:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         else:  # attention dropout with each seed's own masks
-            att = (q @ k.transpose(-2, -1)) / math.sqrt(d // self.heads)
+            att = (q @ k.transpose(-2, -1)) / math.sqrt(hd)
             att = torch.softmax(att.masked_fill(~attn_mask, float("-inf")), dim=-1)
             y = noise.dropout(att.view(s, b, *att.shape[1:]), self.dropout).view_as(att) @ v
-        y = self.proj(y.transpose(1, 2).reshape(s, b, n, d))
-        x = x + (noise.dropout(y, self.dropout) if noise is not None else y)
-        y = self.out(self.act(self.fc(self.ln2(x))))
-        return x + (noise.dropout(y, self.dropout) if noise is not None else y)
+        x = x + self._drop(self.proj(y.transpose(1, 2).reshape(s, b, n, d)), noise)
+        return x + self._drop(self.out(self.act(self.fc(self.ln2(x)))), noise)
 
-    def forward_last(self, x: torch.Tensor, attn_mask: torch.Tensor) -> torch.Tensor:
-        """Only the last token's output (S, B, 1, D), without dropout: keys and values for every
-        token, but the query, projection and MLP for the last one only (evaluation)."""
-        s, b, n, d = x.shape
-        h, hd = self.ln1(x), d // self.heads
-        w, bias = self.qkv.weight, self.qkv.bias  # (S, D, 3D), (S, 1, 3D): query | key | value
-        kv = torch.baddbmm(bias[..., d:], h.reshape(s, b * n, d), w[..., d:])
-        k, v = kv.view(s * b, n, 2, self.heads, hd).permute(2, 0, 3, 1, 4)
-        q = torch.baddbmm(bias[..., :d], h[:, :, -1], w[..., :d]).view(s * b, self.heads, 1, hd)
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask[:, :, -1:])
-        x = x[:, :, -1:] + self.proj(y.reshape(s, b, 1, d))
-        return x + self.out(self.act(self.fc(self.ln2(x))))
+    def _drop(self, y: torch.Tensor, noise: SeedNoise | None) -> torch.Tensor:
+        return noise.dropout(y, self.dropout) if noise is not None else y
 
 
 class DecisionTransformer(nn.Module):
@@ -186,7 +186,7 @@ class DecisionTransformer(nn.Module):
         if last_only:
             for block in self.blocks[:-1]:
                 x = block(x, attn_mask, None)
-            out = self.predict_action(self.ln_f(self.blocks[-1].forward_last(x, attn_mask)))[:, :, 0]
+            out = self.predict_action(self.ln_f(self.blocks[-1](x, attn_mask, None, last_only=True)))[:, :, 0]
             return out if self.discrete else torch.tanh(out)
         for block in self.blocks:
             x = block(x, attn_mask, noise)

@@ -69,6 +69,11 @@ class SeedLinear(nn.Module):
         return y.reshape(*lead, -1)
 
 
+def per_seed_features(values: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(S, D) per-seed feature values shaped to broadcast against (S, ..., D) ``like``."""
+    return values.view(like.shape[0], *([1] * (like.ndim - 2)), like.shape[-1])
+
+
 class SeedLayerNorm(nn.Module):
     """``nn.LayerNorm`` over the last axis with a per-seed scale and shift."""
 
@@ -78,8 +83,7 @@ class SeedLayerNorm(nn.Module):
         self.weight, self.bias = nn.Parameter(torch.ones(s, dim)), nn.Parameter(torch.zeros(s, dim))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        shape = (x.shape[0],) + (1,) * (x.ndim - 2) + (x.shape[-1],)
-        return F.layer_norm(x, x.shape[-1:]) * self.weight.view(shape) + self.bias.view(shape)
+        return F.layer_norm(x, x.shape[-1:]) * per_seed_features(self.weight, x) + per_seed_features(self.bias, x)
 
 
 class SeedEmbedding(nn.Module):
@@ -331,8 +335,7 @@ class GaussianActor(nn.Module):
 
     def std(self, like: torch.Tensor) -> torch.Tensor:
         """Each seed's std, shaped to broadcast against (S, ..., action_dim) ``like``."""
-        shape = (like.shape[0],) + (1,) * (like.ndim - 2) + (like.shape[-1],)
-        return self.log_std.clamp(-5.0, 2.0).exp().view(shape)
+        return per_seed_features(self.log_std.clamp(-5.0, 2.0).exp(), like)
 
     def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         mean = self(obs)

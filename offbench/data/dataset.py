@@ -165,7 +165,11 @@ class TransitionSampler:
     def __init__(self, data: Dataset, batch_size: int, rng: np.random.Generator,
                  extras: dict[str, np.ndarray] | None = None) -> None:
         self.data, self.batch_size, self.rng = data, batch_size, rng
-        self.extras = extras or {}  # more per-step arrays to include (e.g. sample weights)
+        d = data
+        # every per-step column of a batch but the states, once: more arrays from ``extras`` (e.g. sample weights)
+        self.per_step = {"actions": d.actions, "rewards": d.rewards.astype(np.float32, copy=False),
+                         "dones": d.terminals.astype(np.float32),
+                         "returns_to_go": d.returns_to_go.astype(np.float32, copy=False), **(extras or {})}
         last = np.zeros(len(data), dtype=bool)
         last[data.episode_ends - 1] = True
         self._next = np.where(last, np.arange(len(data)), np.arange(len(data)) + 1)
@@ -177,16 +181,8 @@ class TransitionSampler:
     def sample(self) -> dict[str, np.ndarray]:
         d, idx = self.data, self.indices()
         nxt = d.next_observations[idx] if d.next_observations is not None else d.states(self._next[idx])
-        batch = {
-            "observations": d.states(idx),
-            "actions": d.actions[idx],
-            "rewards": d.rewards[idx].astype(np.float32),
-            "next_observations": nxt,
-            "dones": d.terminals[idx].astype(np.float32),
-            "returns_to_go": d.returns_to_go[idx].astype(np.float32),
-        }
-        batch.update({k: v[idx] for k, v in self.extras.items()})
-        return batch
+        return {"observations": d.states(idx), "next_observations": nxt,
+                **{k: v[idx] for k, v in self.per_step.items()}}
 
     def columns(self) -> tuple[dict[str, np.ndarray], np.ndarray] | None:
         """What :meth:`sample` gathers, as whole per-step columns, and the index of each step's
@@ -195,9 +191,7 @@ class TransitionSampler:
         d = self.data
         if d.stack_indices is not None:
             return None
-        cols = {"observations": d.observations, "actions": d.actions, "rewards": d.rewards.astype(np.float32),
-                "dones": d.terminals.astype(np.float32), "returns_to_go": d.returns_to_go.astype(np.float32),
-                **self.extras}
+        cols = {"observations": d.observations, **self.per_step}
         if d.next_observations is not None:
             return {**cols, "next_observations": d.next_observations}, None
         return cols, self._next
