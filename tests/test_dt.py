@@ -75,3 +75,17 @@ def test_last_only_prediction_equals_the_full_forward_pass() -> None:
         last = net(*xs, last_only=True)
         assert last.shape == full.shape
         torch.testing.assert_close(last, full, rtol=1e-5, atol=1e-6)
+
+
+def test_a_block_computed_for_some_rows_equals_those_rows_of_the_full_block() -> None:
+    """The final block computes only the state tokens (training) or the last one (evaluation)."""
+    from offbench.algos.dt import Block
+    from offbench.algos.nets import seeded_init
+
+    with seeded_init([0, 1]):
+        block = Block(16, 2, 0.0, "relu")
+    x = torch.randn(2, 3, 9, 16, generator=torch.Generator().manual_seed(2))
+    attn_mask = torch.ones(9, 9, dtype=torch.bool).tril().expand(6, 1, 9, 9)
+    full = block(x, attn_mask, None)
+    for rows in (slice(1, None, 3), slice(8, 9), slice(0, 9)):
+        torch.testing.assert_close(block(x, attn_mask, None, rows=rows), full[:, :, rows], rtol=1e-5, atol=1e-6)

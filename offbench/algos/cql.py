@@ -102,11 +102,11 @@ class CQL(TransitionAlgorithm):
         """Per critic and seed (S,): mean over the batch of logsumexp_a Q(s, a) - Q(s, a_data)."""
         c, n = self.config, self.config.n_actions
         s, bsz = b["obs"].shape[:2]
-        obs_rep, next_rep = self.repeat(b["obs"]), self.repeat(b["next_obs"])
+        obs_rep = self.repeat(b["obs"])
         with torch.no_grad():
             random_actions = self.noise.uniform((bsz * n, self.action_dim)) * 2 - 1
-            pi_actions, pi_logp = self.actor(obs_rep, noise=self.noise.normal)
-            next_actions, next_logp = self.actor(next_rep, noise=self.noise.normal)
+            pi_actions, pi_logp = self.actor(b["obs"], noise=self.noise.normal, samples=n)
+            next_actions, next_logp = self.actor(b["next_obs"], noise=self.noise.normal, samples=n)
         random_logp = -self.action_dim * math.log(2.0)  # uniform density on [-1, 1]^d
         data_q = self.critic(b["obs"], b["actions"])
         # the three action sets through the critics at once: (S, 3 * B * n)

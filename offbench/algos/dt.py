@@ -109,21 +109,25 @@ class Block(nn.Module):
         self.act = nn.GELU() if activation == "gelu" else nn.ReLU()
 
     def forward(self, x: torch.Tensor, attn_mask: torch.Tensor, noise: SeedNoise | None,
-                last_only: bool = False) -> torch.Tensor:
+                rows: slice | None = None) -> torch.Tensor:
         """x (S, B, N, D); attn_mask (S * B, 1, N, N), True where attending is allowed. ``noise``:
-        dropout with per-seed masks (training). ``last_only`` (evaluation): keys and values for
-        every token but the query, projection and MLP for the last one only: output (S, B, 1, D)."""
+        dropout with per-seed masks (training). ``rows``: the outputs at these token positions
+        only, (S, B, M, D): keys and values come from every token, the query, projection and MLP
+        from those rows alone (the last block computes only the tokens the model predicts from)."""
         s, b, n, d = x.shape
         hd = d // self.heads
         h = self.ln1(x)
-        if last_only:  # the query of the last token only: the first D columns of qkv
-            w, bias = self.qkv.weight, self.qkv.bias  # (S, D, 3D), (S, 1, 3D): query | key | value
-            q = torch.baddbmm(bias[..., :d], h[:, :, -1], w[..., :d]).view(s * b, self.heads, 1, hd)
+        if rows is None:
+            q, k, v = self.qkv(h).view(s * b, n, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
+        else:  # the qkv weight's first D columns make the query, the rest the key and value
+            w, bias = self.qkv.weight, self.qkv.bias  # (S, D, 3D), (S, 1, 3D)
+            hq = h[:, :, rows]
+            m = hq.shape[2]
+            q = torch.baddbmm(bias[..., :d], hq.reshape(s, b * m, d), w[..., :d]).view(s * b, m, self.heads, hd)
+            q = q.transpose(1, 2)
             k, v = torch.baddbmm(bias[..., d:], h.reshape(s, b * n, d), w[..., d:]) \
                 .view(s * b, n, 2, self.heads, hd).permute(2, 0, 3, 1, 4)
-            x, attn_mask, n = x[:, :, -1:], attn_mask[:, :, -1:], 1
-        else:
-            q, k, v = self.qkv(h).view(s * b, n, 3, self.heads, hd).permute(2, 0, 3, 1, 4)
+            x, attn_mask, n = x[:, :, rows], attn_mask[:, :, rows], m
         if noise is None or self.dropout <= 0:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=attn_mask)
         else:  # attention dropout with each seed's own masks
@@ -165,7 +169,8 @@ class DecisionTransformer(nn.Module):
         ``noise``: dropout with these per-seed generators (training); None: no dropout.
         ``last_only`` (evaluation): only the prediction at the last step, (S,B,act), computed
         without the last action token (no state sees its own action) and with the final block
-        evaluated for the last state token alone: the same numbers as ``[:, :, -1]``, cheaper."""
+        evaluated for the last state token alone: the same numbers as ``[:, :, -1]``, cheaper.
+        The final block always computes only the state tokens' outputs (the only ones predicted from)."""
         s, b, k = mask.shape
         time = self.embed_timestep(timesteps.clamp(0, self.max_timestep))
         tokens = torch.stack([
@@ -183,14 +188,12 @@ class DecisionTransformer(nn.Module):
         causal = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
         eye = torch.eye(n, dtype=torch.bool, device=x.device)
         attn_mask = (causal & (valid[:, None, :] | eye))[:, None]  # pads never attended (but self)
-        if last_only:
-            for block in self.blocks[:-1]:
-                x = block(x, attn_mask, None)
-            out = self.predict_action(self.ln_f(self.blocks[-1](x, attn_mask, None, last_only=True)))[:, :, 0]
-            return out if self.discrete else torch.tanh(out)
-        for block in self.blocks:
+        for block in self.blocks[:-1]:
             x = block(x, attn_mask, noise)
-        out = self.predict_action(self.ln_f(x).reshape(s, b, k, 3, -1)[:, :, :, 1])
+        if last_only:  # the last state token alone
+            out = self.predict_action(self.ln_f(self.blocks[-1](x, attn_mask, None, rows=slice(n - 1, n))))[:, :, 0]
+        else:  # every state token: s_t is at 3t + 1
+            out = self.predict_action(self.ln_f(self.blocks[-1](x, attn_mask, noise, rows=slice(1, None, 3))))
         return out if self.discrete else torch.tanh(out)
 
 

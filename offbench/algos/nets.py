@@ -296,10 +296,14 @@ class TanhGaussianActor(nn.Module):
         self.net = mlp(obs_dim, hidden, 2 * action_dim)
 
     def forward(self, obs: torch.Tensor, deterministic: bool = False,
-                noise: Noise | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+                noise: Noise | None = None, samples: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
         """An action and its log-probability (with the tanh change of variables); ``noise`` draws
-        the standard normal (S, ...) sample (default: torch's global generator)."""
+        the standard normal (S, ...) sample (default: torch's global generator). ``samples > 1``
+        on (S, B, d) states: ``samples`` actions per state, (S, B * samples, ...) with each state's
+        actions consecutive, from one pass of the network per state (as if each row were repeated)."""
         mean, log_std = self.net(obs).chunk(2, dim=-1)
+        if samples > 1:
+            mean, log_std = mean.repeat_interleave(samples, dim=1), log_std.repeat_interleave(samples, dim=1)
         log_std = log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
         if deterministic:
             return torch.tanh(mean), torch.zeros(mean.shape[:-1], device=mean.device)
