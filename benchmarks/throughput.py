@@ -1,7 +1,7 @@
 """Training and evaluation speed: every target of the speed issue measured in one command.
 
     python benchmarks/throughput.py [--device auto] [--steps 300] [--seeds 5]
-        [--d3rlpy-python /work/d3venv/bin/python] [--skip-eval] [--json OUT.json]
+        [--d3rlpy-python /work/d3venv/bin/python] [--skip-seeds] [--skip-eval] [--json OUT.json]
 
 On one synthetic dataset in the D4RL layout with walker2d's shapes (100k transitions, 17-d
 observations, 6-d actions, 1000-step episodes) it measures, on the chosen device:
@@ -149,6 +149,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--algos", default=",".join(SHARED + OURS_ONLY))
     ap.add_argument("--d3rlpy-python", default=None, help="python of a virtual env with d3rlpy (see d3rlpy_throughput.py)")
+    ap.add_argument("--skip-seeds", action="store_true", help="no seeds-together measurement")
     ap.add_argument("--skip-eval", action="store_true")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
     args = ap.parse_args()
@@ -165,7 +166,7 @@ def main() -> None:
         raw["d3rlpy"] = d3rlpy_rates(args.d3rlpy_python, arrays, device, args.steps, args.warmup, False)
         if device.type == "cuda":
             raw["d3rlpy_compiled"] = d3rlpy_rates(args.d3rlpy_python, arrays, device, args.steps, args.warmup, True)
-    for name in algos:
+    for name in [] if args.skip_seeds else algos:
         raw["seeds"][name] = steps_per_second(name, data, device, args.seeds, args.steps, args.warmup)
         print(f"{name} x{args.seeds}: {raw['seeds'][name]:.1f} steps/s", file=sys.stderr)
     if not args.skip_eval:
@@ -195,10 +196,11 @@ def report(raw: dict[str, Any], args: argparse.Namespace, device: torch.device) 
         if dev == "cuda":
             row.append(f">= {ABSOLUTE_GPU_TARGETS[name]:,.0f}" if name in ABSOLUTE_GPU_TARGETS else "")
         lines.append("| " + " | ".join(row) + " |")
-    lines += ["", f"Target: >= {TARGET_VS_D3RLPY[dev]:.0f}x d3rlpy on the same {dev.upper()}.", "",
-              f"{args.seeds} seeds as one model vs {args.seeds} sequential single-seed runs (aggregate gradient steps per "
-              f"second), and what `offbench run --seeds {args.seeds}` does on this device:", "",
-              "| algorithm | sequential | together | speed-up | `--seeds` here |", "|---|---|---|---|---|"]
+    lines += ["", f"Target: >= {TARGET_VS_D3RLPY[dev]:.0f}x d3rlpy on the same {dev.upper()}."]
+    if raw["seeds"]:
+        lines += ["", f"{args.seeds} seeds as one model vs {args.seeds} sequential single-seed runs (aggregate gradient "
+                  f"steps per second), and what `offbench run --seeds {args.seeds}` does on this device:", "",
+                  "| algorithm | sequential | together | speed-up | `--seeds` here |", "|---|---|---|---|---|"]
     for name, rate in raw["seeds"].items():
         one = raw["ours"][name]
         apart = dev == "cpu" and get_algorithm(name).cpu_seeds_together == 1
