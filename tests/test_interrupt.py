@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from offbench.results import RunDir
 from offbench.train import run_lock
@@ -18,9 +22,23 @@ ARGS = ["run", "--algo", "bc", "--env", "keytodoor-1k", "--seeds", "2", "--worke
 
 
 def start(results: Path) -> subprocess.Popen:
-    """Start a long run in its own session (signals as from a terminal reach the whole group)."""
+    """Start a long run in its own session (signals as from a terminal reach the whole group),
+    with SIGINT handled as in a terminal's foreground job: a shell running the tests in the
+    background (``cmd &``) hands its children SIGINT ignored, and Python then never raises
+    KeyboardInterrupt."""
     return subprocess.Popen([sys.executable, "-m", "offbench", *ARGS, "--results", str(results)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+
+
+@pytest.fixture
+def reaper() -> Iterator[list[int]]:
+    """Process groups to kill after the test, whatever its outcome (a failed test leaves no workers)."""
+    groups: list[int] = []
+    yield groups
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pgid, signal.SIGKILL)
 
 
 def wait_for_checkpoints(results: Path, n: int) -> None:
@@ -41,10 +59,11 @@ def group_gone(pgid: int, timeout: float = 15) -> bool:
     return False
 
 
-def test_ctrl_c_stops_every_worker_and_the_run_resumes(isolated: Path) -> None:
+def test_ctrl_c_stops_every_worker_and_the_run_resumes(isolated: Path, reaper: list[int]) -> None:
     assert offbench("fetch", "keytodoor-1k").returncode == 0
     results = isolated / "r"
     proc = start(results)
+    reaper.append(proc.pid)
     wait_for_checkpoints(results, 2)
     os.killpg(proc.pid, signal.SIGINT)
     _, err = proc.communicate(timeout=60)
@@ -59,10 +78,11 @@ def test_ctrl_c_stops_every_worker_and_the_run_resumes(isolated: Path) -> None:
     assert finish.returncode == 0 and all(p.is_file() for p in steps)
 
 
-def test_workers_do_not_outlive_a_killed_command(isolated: Path) -> None:
+def test_workers_do_not_outlive_a_killed_command(isolated: Path, reaper: list[int]) -> None:
     assert offbench("fetch", "keytodoor-1k").returncode == 0
     results = isolated / "r"
     proc = start(results)
+    reaper.append(proc.pid)
     wait_for_checkpoints(results, 1)
     proc.kill()  # SIGKILL: no chance to clean up
     proc.communicate(timeout=30)
