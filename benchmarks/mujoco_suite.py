@@ -98,7 +98,7 @@ def main() -> None:
         budgets[args.long_steps] = long
         cols = [a for a in FAST if any((d, a) in long for d in names)]
         lines += ["", f"Trained longer: {args.long_steps} gradient steps, evaluated every {args.long_steps // 3} "
-                  f"(same measure; BC on every set, the offline RL methods on medium-replay):", "",
+                  f"(same measure):", "",
                   "| dataset | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
         lines += [f"| {d} | " + " | ".join(cell(long, (d, a)) for a in cols) + " |" for d in names]
     checks = []
