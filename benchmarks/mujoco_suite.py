@@ -102,14 +102,14 @@ def main() -> None:
                   "| dataset | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
         lines += [f"| {d} | " + " | ".join(cell(long, (d, a)) for a in cols) + " |" for d in names]
     checks = []
-    for a in OFFLINE_RL:  # (steps of the method, its cells, steps of BC in the same cells)
-        trained = [(args.cql_steps if a == "cql" else n, c, n) for n, c in budgets.items() if (mr, a) in c and (mr, "bc") in c]
+    for a in OFFLINE_RL:  # (steps of the method, steps of BC in the same cells, the cells), shortest first
+        trained = sorted(((args.cql_steps if a == "cql" else n), n, c) for n, c in budgets.items()
+                         if (mr, a) in c and (mr, "bc") in c)
         if not trained:
             continue
-        n, c, bc_n = max(trained, key=lambda t: t[0])
+        n, bc_n, c = trained[-1]
         score, bc = c[(mr, a)][0], c[(mr, "bc")][0]
-        others = "; ".join(f"at {m}: {o[(mr, a)][0]:.1f} vs {o[(mr, 'bc')][0]:.1f}" for m, o, _ in sorted(trained, key=lambda t: t[0])
-                           if m != n)
+        others = "; ".join(f"at {m}: {o[(mr, a)][0]:.1f} vs {o[(mr, 'bc')][0]:.1f}" for m, _, o in trained[:-1])
         checks.append(f"{a} >= bc on medium-replay at {n} steps: {score:.1f} vs {bc:.1f}"
                       + (f" (bc at {bc_n} steps)" if bc_n != n else "")
                       + f" -> {'holds' if score >= bc else 'FAILS'}" + (f" ({others})" if others else ""))

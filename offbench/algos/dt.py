@@ -190,10 +190,10 @@ class DecisionTransformer(nn.Module):
         attn_mask = (causal & (valid[:, None, :] | eye))[:, None]  # pads never attended (but self)
         for block in self.blocks[:-1]:
             x = block(x, attn_mask, noise)
-        if last_only:  # the last state token alone
-            out = self.predict_action(self.ln_f(self.blocks[-1](x, attn_mask, None, rows=slice(n - 1, n))))[:, :, 0]
-        else:  # every state token: s_t is at 3t + 1
-            out = self.predict_action(self.ln_f(self.blocks[-1](x, attn_mask, noise, rows=slice(1, None, 3))))
+        rows = slice(n - 1, n) if last_only else slice(1, None, 3)  # the last state token, or every one (s_t at 3t + 1)
+        out = self.predict_action(self.ln_f(self.blocks[-1](x, attn_mask, noise, rows=rows)))
+        if last_only:
+            out = out[:, :, 0]
         return out if self.discrete else torch.tanh(out)
 
 
