@@ -50,6 +50,7 @@ from typing import Any
 import numpy as np
 import structlog
 import torch
+from arithmetic import flops_per_step
 
 with contextlib.redirect_stdout(sys.stderr):  # keep import-time notices (gym's) off stdout
     import d3rlpy
@@ -191,6 +192,7 @@ def bench(name: str, dataset: MDPDataset, args: argparse.Namespace, max_timestep
     sync(args.device)
     seconds = time.perf_counter() - start
     return {"steps_per_s": round(args.steps / seconds, 2), "steps": args.steps, "seconds": round(seconds, 4),
+            "flops_per_step": None if algo.compiled else flops_per_step(lambda: algo.update(sample())),
             "compiled": bool(algo.compiled), "config": described}
 
 

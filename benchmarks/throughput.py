@@ -16,7 +16,11 @@ observations, 6-d actions, 1000-step episodes) it measures, on the chosen device
    runs (aggregate gradient steps per second);
 4. evaluation: 100 DT episodes of HalfCheetah (always 1000 steps) with one batched policy call
    per step, against the simulator alone stepping the same vector env for the same steps;
-5. an estimate of a whole table (DT on 9 datasets x 5 seeds x 100k steps, evaluated every 10k
+5. the arithmetic of a step in both libraries (FLOPs of the matrix products, counted by torch)
+   and the ceiling it sets: at this device's best matrix-product rate and with everything else
+   free, the most steps/s offbench could reach, so the largest ratio to d3rlpy possible
+   without changing the arithmetic;
+6. an estimate of a whole table (DT on 9 datasets x 5 seeds x 100k steps, evaluated every 10k
    steps at 2 targets x 100 episodes) from the measured parts.
 
 Prints a markdown report (the source of ``benchmarks/RESULTS.md``) with the machine and command.
@@ -32,11 +36,13 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from arithmetic import flops_per_step, peak_matmul_rate
 
 from offbench.algos import get_algorithm
 from offbench.batches import seed_batches
@@ -73,21 +79,34 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def steps_per_second(name: str, data: Dataset, device: torch.device, seeds: int, steps: int, warmup: int) -> float:
-    """Gradient steps per second (each step updates all ``seeds``), sampling included, as in ``offbench run``."""
+def training_step(name: str, data: Dataset, device: torch.device, seeds: int) -> Callable[[], Any]:
+    """One sample-and-update step of ``name`` at its default MuJoCo config, as in ``offbench run``."""
     spec = get_spec("walker2d-medium")
     cls = get_algorithm(name)
-    cfg = cls.Config.for_dataset(spec)
-    algo = cls.create(cfg, data, spec, device, list(range(seeds)))
+    algo = cls.create(cls.Config.for_dataset(spec), data, spec, device, list(range(seeds)))
     sampler = seed_batches(algo, [algo.make_sampler(data, np.random.default_rng(s)) for s in range(seeds)])
+    return lambda: algo.update(sampler.sample())
+
+
+def steps_per_second(name: str, data: Dataset, device: torch.device, seeds: int, steps: int, warmup: int) -> float:
+    """Gradient steps per second (each step updates all ``seeds``), sampling included."""
+    step = training_step(name, data, device, seeds)
     for _ in range(warmup):
-        algo.update(sampler.sample())
+        step()
     sync(device)
     t0 = time.perf_counter()
     for _ in range(steps):
-        algo.update(sampler.sample())
+        step()
     sync(device)
     return steps / (time.perf_counter() - t0)
+
+
+def step_flops(name: str, data: Dataset, device: torch.device) -> float:
+    """Matrix-product FLOPs of one single-seed step (after a few untimed ones)."""
+    step = training_step(name, data, device, 1)
+    for _ in range(3):
+        step()
+    return flops_per_step(step)
 
 
 def d3rlpy_rates(python: str, arrays: dict[str, np.ndarray], device: torch.device, steps: int, warmup: int,
@@ -149,6 +168,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--algos", default=",".join(SHARED + OURS_ONLY))
     ap.add_argument("--d3rlpy-python", default=None, help="python of a virtual env with d3rlpy (see d3rlpy_throughput.py)")
+    ap.add_argument("--repeats", type=int, default=1, help="measure each library this many times, alternating; report medians")
     ap.add_argument("--skip-seeds", action="store_true", help="no seeds-together measurement")
     ap.add_argument("--skip-eval", action="store_true")
     ap.add_argument("--json", type=Path, default=None, help="also write the raw figures here")
@@ -159,13 +179,25 @@ def main() -> None:
     data = to_dataset(arrays)
     raw: dict[str, Any] = {"machine": machine(device), "command": " ".join([Path(sys.executable).name, *sys.argv]),
                            "ours": {}, "seeds": {}}
-    for name in algos:
-        raw["ours"][name] = steps_per_second(name, data, device, 1, args.steps, args.warmup)
-        print(f"{name}: {raw['ours'][name]:.1f} steps/s", file=sys.stderr)
-    if args.d3rlpy_python:
-        raw["d3rlpy"] = d3rlpy_rates(args.d3rlpy_python, arrays, device, args.steps, args.warmup, False)
-        if device.type == "cuda":
-            raw["d3rlpy_compiled"] = d3rlpy_rates(args.d3rlpy_python, arrays, device, args.steps, args.warmup, True)
+    # offbench, then d3rlpy, --repeats times over: a pair measured close in time shares the
+    # machine's state, so each repeat gives one ratio and the report takes medians
+    raw["repeats"] = {"ours": {name: [] for name in algos}, "d3rlpy": {}, "d3rlpy_compiled": {}}
+    for _ in range(args.repeats):
+        for name in algos:
+            raw["repeats"]["ours"][name].append(steps_per_second(name, data, device, 1, args.steps, args.warmup))
+            print(f"{name}: {raw['repeats']['ours'][name][-1]:.1f} steps/s", file=sys.stderr)
+        for key, compiled in (("d3rlpy", False), ("d3rlpy_compiled", True)):
+            if args.d3rlpy_python and (device.type == "cuda" or not compiled):
+                raw[key] = d3rlpy_rates(args.d3rlpy_python, arrays, device, args.steps, args.warmup, compiled)
+                for name, res in raw[key]["results"].items():
+                    raw["repeats"][key].setdefault(name, []).append(res.get("steps_per_s"))
+    raw["ours"] = {name: float(np.median(rates)) for name, rates in raw["repeats"]["ours"].items()}
+    for key in ("d3rlpy", "d3rlpy_compiled"):
+        for name, rates in raw["repeats"][key].items():
+            if None not in rates:
+                raw[key]["results"][name]["steps_per_s"] = float(np.median(rates))
+    raw["flops"] = {name: step_flops(name, data, device) for name in algos}
+    raw["peak_flops"] = peak_matmul_rate(device)
     for name in [] if args.skip_seeds else algos:
         raw["seeds"][name] = steps_per_second(name, data, device, args.seeds, args.steps, args.warmup)
         print(f"{name} x{args.seeds}: {raw['seeds'][name]:.1f} steps/s", file=sys.stderr)
@@ -189,7 +221,7 @@ def report(raw: dict[str, Any], args: argparse.Namespace, device: torch.device) 
     for name, ours in raw["ours"].items():
         row = [name, f"{ours:,.1f}"]
         ref = d3.get(name, {}).get("steps_per_s")
-        row += [f"{ref:,.1f}", f"{ours / ref:.2f}x"] if ref else ["—", "—"]
+        row += [f"{ref:,.1f}", f"{paired_ratio(raw, name, 'd3rlpy'):.2f}x"] if ref else ["—", "—"]
         if d3c:
             refc = d3c.get(name, {}).get("steps_per_s")
             row += [f"{refc:,.1f}", f"{ours / max(ref or 0, refc):.2f}x"] if refc else ["—", "—"]
@@ -197,6 +229,14 @@ def report(raw: dict[str, Any], args: argparse.Namespace, device: torch.device) 
             row.append(f">= {ABSOLUTE_GPU_TARGETS[name]:,.0f}" if name in ABSOLUTE_GPU_TARGETS else "")
         lines.append("| " + " | ".join(row) + " |")
     lines += ["", f"Target: >= {TARGET_VS_D3RLPY[dev]:.0f}x d3rlpy on the same {dev.upper()}."]
+    if args.repeats > 1 and d3:
+        lines += ["", f"Medians of {args.repeats} repeats (offbench then d3rlpy, alternating); the ratio is the median "
+                      "of each repeat's ratio. Per repeat: " + "; ".join(
+                          f"{name} " + ", ".join(f"{o / r:.2f}x" for o, r in zip(raw["repeats"]["ours"][name],
+                                                                                raw["repeats"]["d3rlpy"][name]) if r)
+                          for name in raw["ours"] if name in d3) + "."]
+    if "flops" in raw:
+        lines += ceiling_table(raw)
     if raw["seeds"]:
         lines += ["", f"{args.seeds} seeds as one model vs {args.seeds} sequential single-seed runs (aggregate gradient "
                   f"steps per second), and what `offbench run --seeds {args.seeds}` does on this device:", "",
@@ -218,6 +258,34 @@ def report(raw: dict[str, Any], args: argparse.Namespace, device: torch.device) 
                       f"x 2 targets x 100 episodes per seed): training {train_s / 3600:.2f} h + evaluation "
                       f"{eval_s / 3600:.2f} h = {(train_s + eval_s) / 3600:.2f} h on this machine (target on one H100: <= 1 h)."]
     return "\n".join(lines)
+
+
+def paired_ratio(raw: dict[str, Any], name: str, key: str) -> float:
+    """offbench's rate over d3rlpy's: the median of the ratios of rates measured in the same repeat."""
+    pairs = zip(raw["repeats"]["ours"][name], raw["repeats"][key][name])
+    return float(np.median([ours / ref for ours, ref in pairs if ref]))
+
+
+def ceiling_table(raw: dict[str, Any]) -> list[str]:
+    """Each step's matrix-product arithmetic in both libraries, the rate each runs it at, and the
+    most steps/s offbench could reach if its products ran at this device's peak and nothing else
+    took any time: against d3rlpy's measured rate, the largest ratio possible without changing
+    the arithmetic."""
+    peak, d3 = raw["peak_flops"], raw.get("d3rlpy", {}).get("results", {})
+    lines = ["", f"Arithmetic per step (FLOPs of matrix products and attention, counted by torch's "
+                 f"FlopCounterMode) and the ceiling it sets: this device's best float32 matrix-product rate "
+                 f"is {peak / 1e9:,.1f} GFLOP/s, so a step of F FLOPs takes at least F / peak.", "",
+             "| algorithm | offbench GFLOP/step | d3rlpy GFLOP/step | offbench GFLOP/s | d3rlpy GFLOP/s | "
+             "offbench ceiling steps/s | largest possible ratio |", "|---|---|---|---|---|---|---|"]
+    for name, flops in raw["flops"].items():
+        ours, ceiling = raw["ours"][name], peak / flops
+        ref = d3.get(name, {})
+        rate, ref_flops = ref.get("steps_per_s"), ref.get("flops_per_step")
+        cells = [name, f"{flops / 1e9:.3f}", f"{ref_flops / 1e9:.3f}" if ref_flops else "—",
+                 f"{ours * flops / 1e9:,.1f}", f"{rate * ref_flops / 1e9:,.1f}" if rate and ref_flops else "—",
+                 f"{ceiling:,.1f}", f"{ceiling / rate:.2f}x" if rate else "—"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
 
 
 if __name__ == "__main__":

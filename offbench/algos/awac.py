@@ -52,14 +52,15 @@ class AWAC(TransitionAlgorithm):
         self.actor_optim = adam(self.actor.parameters(), lr=config.actor_lr)
         self.critic_optim = adam(self.critic.parameters(), lr=config.critic_lr)
 
-    def sample_pi(self, obs: torch.Tensor) -> torch.Tensor:
-        mean = self.actor(obs)
+    def sample_pi(self, mean: torch.Tensor) -> torch.Tensor:
+        """An action drawn around the policy's ``mean`` action (clipped to [-1, 1])."""
         return (mean + self.actor.std(mean) * self.noise.normal(tuple(mean.shape[1:]))).clamp(-1.0, 1.0)
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         c, b = self.config, self.tensors(batch)
+        n = b["obs"].shape[1]
         with torch.no_grad():
-            next_q = torch.min(*self.critic_target(b["next_obs"], self.sample_pi(b["next_obs"])))
+            next_q = torch.min(*self.critic_target(b["next_obs"], self.sample_pi(self.actor(b["next_obs"]))))
             target = b["rewards"] + c.discount * (1.0 - b["dones"]) * next_q
         q1, q2 = self.critic(b["obs"], b["actions"])
         critic_loss = per_seed((q1 - target).pow(2)) + per_seed((q2 - target).pow(2))
@@ -67,11 +68,13 @@ class AWAC(TransitionAlgorithm):
         critic_loss.sum().backward()
         self.critic_optim.step()
 
+        # one actor pass on s serves the value baseline's action and the loss (the actor has not
+        # changed yet), and one pass of the updated critics scores both actions
+        mean = self.actor(b["obs"])
         with torch.no_grad():
-            v = torch.min(*self.critic(b["obs"], self.sample_pi(b["obs"])))
-            adv = torch.min(*self.critic(b["obs"], b["actions"])) - v
-            weights = torch.exp(adv / c.awac_lambda).clamp(max=EXP_ADV_MAX)
-        actor_loss = -per_seed(weights * self.actor.log_prob(b["obs"], b["actions"]))
+            both = torch.min(*self.critic(b["obs"].repeat(1, 2, 1), torch.cat([self.sample_pi(mean), b["actions"]], dim=1)))
+            weights = torch.exp((both[:, n:] - both[:, :n]) / c.awac_lambda).clamp(max=EXP_ADV_MAX)
+        actor_loss = -per_seed(weights * self.actor.log_prob_at(mean, b["actions"]))
         self.actor_optim.zero_grad(set_to_none=True)
         actor_loss.sum().backward()
         self.actor_optim.step()

@@ -342,5 +342,10 @@ class GaussianActor(nn.Module):
         return per_seed_features(self.log_std.clamp(-5.0, 2.0).exp(), like)
 
     def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        mean = self(obs)
-        return torch.distributions.Normal(mean, self.std(mean)).log_prob(action).sum(-1)
+        return self.log_prob_at(self(obs), action)
+
+    def log_prob_at(self, mean: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """Log-probability of ``action`` under the policy whose mean action is ``mean`` (already
+        computed): ``torch.distributions.Normal(mean, std).log_prob(action).sum(-1)``, written out."""
+        std = self.std(mean)
+        return (-((action - mean) ** 2) / (2 * std**2) - std.log() - math.log(math.sqrt(2 * math.pi))).sum(-1)
