@@ -20,7 +20,8 @@ SHAPES = ((256, 256, 256), (7680, 256, 256), (3840, 128, 512), (3840, 512, 128))
 
 
 def flops_per_step(step: Callable[[], Any], steps: int = 2) -> float:
-    """Floating-point operations of the matrix products (and attention) in one call of ``step``,
+    """Floating-point operations of the matrix products in one call of ``step`` (attention too
+    where it is written as matrix products; torch counts none for its fused CPU attention),
     counted by torch's FlopCounterMode over ``steps`` untimed calls (an actor updating every
     other step is counted at its average)."""
     from torch.utils.flop_counter import FlopCounterMode

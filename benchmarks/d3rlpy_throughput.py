@@ -192,8 +192,17 @@ def bench(name: str, dataset: MDPDataset, args: argparse.Namespace, max_timestep
     sync(args.device)
     seconds = time.perf_counter() - start
     return {"steps_per_s": round(args.steps / seconds, 2), "steps": args.steps, "seconds": round(seconds, 4),
-            "flops_per_step": None if algo.compiled else flops_per_step(lambda: algo.update(sample())),
+            "flops_per_step": None if algo.compiled else counted_flops(lambda: algo.update(sample())),
             "compiled": bool(algo.compiled), "config": described}
+
+
+def counted_flops(step: Callable[[], Any]) -> float | None:
+    """FLOPs of one step, or None if counting fails (the timing already measured is kept)."""
+    try:
+        return flops_per_step(step)
+    except Exception:  # noqa: BLE001 -- a failed count must not discard the measured rate
+        traceback.print_exc(file=sys.stderr)
+        return None
 
 
 def main(argv: list[str] | None = None) -> int:
