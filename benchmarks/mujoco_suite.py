@@ -49,8 +49,12 @@ def cells_of(results: Path) -> dict[tuple[str, str], tuple[float, float, int]]:
     return {(r.dataset, r.column): (r.mean, r.std, r.seeds) for r in rep.table.itertuples()}
 
 
-def cell(cells: dict, key: tuple[str, str]) -> str:
-    return f"{cells[key][0]:.1f} ± {cells[key][1]:.1f}" if key in cells else "—"
+def cell(cells: dict, key: tuple[str, str], seeds: int) -> str:
+    """``mean ± std``, with the number of seeds where it is not the table's."""
+    if key not in cells:
+        return "—"
+    mean, std, n = cells[key]
+    return f"{mean:.1f} ± {std:.1f}" + (f" ({n} seeds)" if n != seeds else "")
 
 
 def main() -> None:
@@ -92,7 +96,7 @@ def main() -> None:
              f"mean ± sample std over {args.seeds} seeds, 10 episodes each. {', '.join(FAST)}: {args.steps} "
              f"gradient steps; cql: {args.cql_steps}, dt: {args.dt_steps} (medium-replay only).", "",
              "| dataset | " + " | ".join(algos) + " |", "|---|" + "---|" * len(algos)]
-    lines += [f"| {d} | " + " | ".join(cell(short, (d, a)) for a in algos) + " |" for d in names]
+    lines += [f"| {d} | " + " | ".join(cell(short, (d, a), args.seeds) for a in algos) + " |" for d in names]
     budgets = {args.steps: short}
     if long:
         budgets[args.long_steps] = long
@@ -100,7 +104,7 @@ def main() -> None:
         lines += ["", f"Trained longer: {args.long_steps} gradient steps, evaluated every {args.long_steps // 3} "
                   f"(same measure):", "",
                   "| dataset | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-        lines += [f"| {d} | " + " | ".join(cell(long, (d, a)) for a in cols) + " |" for d in names]
+        lines += [f"| {d} | " + " | ".join(cell(long, (d, a), args.seeds) for a in cols) + " |" for d in names]
     checks = []
     for a in OFFLINE_RL:  # (steps of the method, steps of BC in the same cells, the cells), shortest first
         trained = sorted(((args.cql_steps if a == "cql" else n), n, c) for n, c in budgets.items()
