@@ -62,9 +62,8 @@ def plan_runs(datasets: list[str], algos: list[str], seeds: int, results: Path, 
     for name in names:
         spec = get_spec(name)
         for algo, cls in classes.items():
-            cfg = cls.Config.for_dataset(spec)
             budget = {k: str(v) for k, v in (("steps", steps), ("eval_episodes", eval_episodes)) if v is not None}
-            cfg = cfg.with_overrides({**budget, **overrides[algo]})
+            cfg = cls.Config.resolve(spec, {**budget, **overrides[algo]})
             plans.extend(RunPlan(name, algo, cfg, seed, results) for seed in range(seeds))
     return plans
 

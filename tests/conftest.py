@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 
 @pytest.fixture(autouse=True)
@@ -23,3 +24,14 @@ def kd1k_arrays() -> dict:
 
     arrays, _ = get_source("keytodoor")(get_spec("keytodoor-1k"))
     return arrays
+
+
+@pytest.fixture
+def float64():
+    """Build and compute in float64 (offbench's tensors follow torch's default dtype): for tests
+    that claim two computations are mathematically equal, so that their tolerance can be derived
+    from float64 rounding instead of depending on which float32 kernels a CPU picks."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)

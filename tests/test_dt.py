@@ -9,6 +9,14 @@ import torch
 
 from offbench.algos.dt import DecisionTransformer, DTConfig
 
+# The equalities below are mathematical (a masked token cannot reach an earlier output; the
+# shortcut computes a subset of the same sums), so they are checked in float64 (``float64``
+# fixture) where only the order of operations can differ: a forward pass of this size sums at
+# most a few hundred products per output, a relative error of ~100 * 2**-53 ~ 1e-14 per layer.
+# RTOL/ATOL leave a hundredfold margin over that for three layers and are ~1e6 below a change that
+# leaks information (a later token moving an earlier output changes it by O(1e-2) or more).
+RTOL, ATOL = 1e-10, 1e-12
+
 
 def model(discrete: bool = True) -> Callable[..., torch.Tensor]:
     """A one-seed model called on (B, K, ...) inputs (its seed axis added and removed)."""
@@ -27,7 +35,7 @@ def inputs(b: int = 3, k: int = 6, discrete: bool = True) -> tuple[torch.Tensor,
     return states, actions, rtg, timesteps, torch.ones(b, k)
 
 
-def test_later_tokens_do_not_change_earlier_predictions() -> None:
+def test_later_tokens_do_not_change_earlier_predictions(float64: None) -> None:
     for discrete in (True, False):
         m = model(discrete)
         s, a, r, t, mask = inputs(discrete=discrete)
@@ -40,11 +48,11 @@ def test_later_tokens_do_not_change_earlier_predictions() -> None:
             out = m(s2, a2, r2, t, mask)
             # predictions before step pos-1 are untouched; the action at pos-1 itself is not an input
             # to its own prediction, so step pos-1 is untouched too
-            assert torch.allclose(out[:, : pos], base[:, : pos], atol=1e-6), (discrete, pos)
+            torch.testing.assert_close(out[:, : pos], base[:, : pos], rtol=RTOL, atol=ATOL)
             assert not torch.allclose(out[:, pos], base[:, pos], atol=1e-4)
 
 
-def test_left_padding_does_not_change_predictions() -> None:
+def test_left_padding_does_not_change_predictions(float64: None) -> None:
     m = model()
     s, a, r, t, mask = inputs(b=2, k=4)
     short = m(s, a, r, t, mask)
@@ -52,7 +60,7 @@ def test_left_padding_does_not_change_predictions() -> None:
     padded = m(torch.cat([torch.randn(2, pad, 5), s], 1), torch.cat([torch.randint(4, (2, pad)), a], 1),
                torch.cat([torch.rand(2, pad), r], 1), torch.cat([torch.zeros(2, pad, dtype=torch.long), t], 1),
                torch.cat([torch.zeros(2, pad), mask], 1))
-    assert torch.allclose(padded[:, pad:], short, atol=1e-5)
+    torch.testing.assert_close(padded[:, pad:], short, rtol=RTOL, atol=ATOL)
 
 
 def test_outputs_are_finite_and_bounded() -> None:
@@ -61,7 +69,7 @@ def test_outputs_are_finite_and_bounded() -> None:
     assert np.isfinite(model()(*inputs()).detach().numpy()).all()
 
 
-def test_last_only_prediction_equals_the_full_forward_pass() -> None:
+def test_last_only_prediction_equals_the_full_forward_pass(float64: None) -> None:
     """Evaluation's shortcut (no last action token, final block for one token) changes no number."""
     for discrete in (True, False):
         torch.manual_seed(0)
@@ -74,10 +82,10 @@ def test_last_only_prediction_equals_the_full_forward_pass() -> None:
         full = net(*xs)[:, :, -1]
         last = net(*xs, last_only=True)
         assert last.shape == full.shape
-        torch.testing.assert_close(last, full, rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(last, full, rtol=RTOL, atol=ATOL)
 
 
-def test_a_block_computed_for_some_rows_equals_those_rows_of_the_full_block() -> None:
+def test_a_block_computed_for_some_rows_equals_those_rows_of_the_full_block(float64: None) -> None:
     """The final block computes only the state tokens (training) or the last one (evaluation)."""
     from offbench.algos.dt import Block
     from offbench.algos.nets import seeded_init
@@ -88,4 +96,4 @@ def test_a_block_computed_for_some_rows_equals_those_rows_of_the_full_block() ->
     attn_mask = torch.ones(9, 9, dtype=torch.bool).tril().expand(6, 1, 9, 9)
     full = block(x, attn_mask, None)
     for rows in (slice(1, None, 3), slice(8, 9), slice(0, 9)):
-        torch.testing.assert_close(block(x, attn_mask, None, rows=rows), full[:, :, rows], rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(block(x, attn_mask, None, rows=rows), full[:, :, rows], rtol=RTOL, atol=ATOL)

@@ -32,6 +32,11 @@ from offbench.errors import UsageError
 from offbench.registry import Registry
 
 
+#: States are standardized as ``(s - mean) / (std + eps)``; CORL's transition algorithms use eps
+#: 1e-3 (``compute_mean_std(..., eps=1e-3)``), the default for a config without ``obs_std_eps``.
+CORL_OBS_STD_EPS = 1e-3
+
+
 @dataclass
 class AlgoConfig:
     """Fields every algorithm has: the training budget and the evaluation schedule."""
@@ -45,32 +50,58 @@ class AlgoConfig:
     DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
     #: Overrides per dataset (by name; a ``-sparse`` variant takes its base's), after the domain's.
     DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
-    #: Named sets of overrides chosen with ``--set preset=NAME`` (explicit ``--set`` keys win).
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: Named recipes, where two publications' recipes for one algorithm differ (``--set recipe=NAME``;
+    #: an algorithm with recipes has a ``recipe`` field whose default, per domain, names the one
+    #: used). Each recipe maps ``"*"`` (every dataset) and dataset names (a ``-sparse`` variant
+    #: takes its base's) to overrides applied over the domain's and the dataset's defaults.
+    RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {}
 
     @classmethod
     def for_domain(cls, domain: str) -> AlgoConfig:
         return cls(**cls.DOMAIN_DEFAULTS.get(domain, {}))
 
     @classmethod
-    def for_dataset(cls, spec: DatasetSpec) -> AlgoConfig:
-        """The defaults for ``spec``: class defaults, then its domain's, then its own."""
-        return cls(**{**cls.DOMAIN_DEFAULTS.get(spec.domain, {}), **cls.DATASET_DEFAULTS.get(spec.stored_as, {})})
+    def for_dataset(cls, spec: DatasetSpec, recipe: str | None = None) -> AlgoConfig:
+        """The defaults for ``spec``: class defaults, then its domain's, then its own, then those of
+        ``recipe`` (default: the domain's recipe) for every dataset and for this one."""
+        base = {**cls.DOMAIN_DEFAULTS.get(spec.domain, {}), **cls.DATASET_DEFAULTS.get(spec.stored_as, {})}
+        if not cls.RECIPES:
+            if recipe is not None:
+                raise UsageError(f"{cls.__name__} has one recipe; --set recipe is for algorithms whose "
+                                 f"publications differ")
+            return cls(**base)
+        name = recipe if recipe is not None else cls(**base).recipe  # type: ignore[attr-defined]
+        cls.check_recipe(name)
+        chosen = cls.RECIPES[name]
+        return cls(**{**base, **chosen.get("*", {}), **chosen.get(spec.stored_as, {}), "recipe": name})
+
+    @classmethod
+    def check_recipe(cls, name: str) -> None:
+        if name not in cls.RECIPES:
+            raise UsageError(f"unknown recipe '{name}' for {cls.__name__}; recipes: {', '.join(cls.RECIPES)}")
+
+    @classmethod
+    def resolve(cls, spec: DatasetSpec, overrides: dict[str, str]) -> AlgoConfig:
+        """The configuration a run on ``spec`` uses: the defaults of the recipe chosen with
+        ``recipe=NAME`` (or the domain's), then every other ``key=value`` override."""
+        recipe = overrides.get("recipe")
+        return cls.for_dataset(spec, recipe).with_overrides({k: v for k, v in overrides.items() if k != "recipe"})
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     def with_overrides(self, overrides: dict[str, str]) -> AlgoConfig:
-        """Apply ``--set key=value`` strings, parsing each value as the field's type."""
+        """Apply ``--set key=value`` strings, parsing each value as the field's type (a recipe is
+        chosen with :meth:`resolve`, which applies its defaults first)."""
         by_name = {f.name: f for f in fields(self)}
         changes: dict[str, Any] = {}
-        if "preset" in overrides and "preset" not in by_name:
-            raise UsageError(f"{type(self).__name__} has no presets")
-        if "preset" in overrides:
-            name = overrides["preset"]
-            if name not in self.PRESETS:
-                raise UsageError(f"unknown preset '{name}' for {type(self).__name__}; presets: {', '.join(self.PRESETS)}")
-            changes.update(self.PRESETS[name])
+        if "recipe" in overrides:
+            if not self.RECIPES:
+                raise UsageError(f"{type(self).__name__} has one recipe; --set recipe is for algorithms whose "
+                                 f"publications differ")
+            self.check_recipe(overrides["recipe"])
+            if overrides["recipe"] != getattr(self, "recipe"):
+                raise ValueError("a recipe other than the config's own is chosen with AlgoConfig.resolve")
         for key, text in overrides.items():
             if key not in by_name:
                 raise UsageError(f"unknown --set key '{key}' for {type(self).__name__}; valid keys: {', '.join(by_name)}")
@@ -203,8 +234,10 @@ class Algorithm:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         pass
 
-    def to_tensor(self, array: np.ndarray, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        return torch.as_tensor(array, device=self.device).to(dtype)
+    def to_tensor(self, array: np.ndarray, dtype: torch.dtype | None = None) -> torch.Tensor:
+        """``array`` on the device as ``dtype`` (default: torch's default float type, float32 unless
+        changed; the equivalence tests compute in float64)."""
+        return torch.as_tensor(array, device=self.device).to(dtype or torch.get_default_dtype())
 
 
 class TransitionAlgorithm(Algorithm):
@@ -222,7 +255,8 @@ class TransitionAlgorithm(Algorithm):
         if self.continuous_only and self.discrete:
             raise UsageError(f"{type(self).__name__} needs continuous actions; {spec.name} has discrete ones")
         self.obs_dim = int(np.prod(self.obs_shape))
-        self.norm = ObsNormalizer.for_data(data, getattr(config, "normalize_obs", True)).to(device)
+        self.norm = ObsNormalizer.for_data(data, getattr(config, "normalize_obs", True),
+                                           getattr(config, "obs_std_eps", CORL_OBS_STD_EPS)).to(device)
         self.reward_scale = self.reward_scale_for(data)
 
     def reward_scale_for(self, data: Dataset) -> float:
@@ -241,7 +275,7 @@ class TransitionAlgorithm(Algorithm):
     def tensors(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         """The batch on the device: normalized observations, actions, scaled rewards, dones."""
         out = {"obs": self.norm(self.to_tensor(batch["observations"])),
-               "actions": self.to_tensor(batch["actions"], torch.long if self.discrete else torch.float32)}
+               "actions": self.to_tensor(batch["actions"], torch.long if self.discrete else None)}
         if "next_observations" in batch:
             out["next_obs"] = self.norm(self.to_tensor(batch["next_observations"]))
             out["rewards"] = self.to_tensor(batch["rewards"]) * self.reward_scale

@@ -209,7 +209,7 @@ class DTPolicy:
         self.t = 0
         self.states = torch.zeros(s, n, k, a.obs_dim, device=a.device)
         act_shape = (s, n, k) if a.discrete else (s, n, k, a.action_dim)
-        self.actions = torch.zeros(act_shape, dtype=torch.long if a.discrete else torch.float32, device=a.device)
+        self.actions = torch.zeros(act_shape, dtype=torch.long if a.discrete else None, device=a.device)
         self.rtg = torch.zeros(s, n, k, device=a.device)
         self.next_rtg = torch.full((s, n), float(self.target), device=a.device)
 
@@ -254,7 +254,7 @@ class DT(Algorithm):
                  seeds: Sequence[int] = (0,)) -> None:
         super().__init__(config, data, spec, device, seeds)
         self.obs_dim = int(np.prod(self.obs_shape))
-        self.norm = ObsNormalizer.for_data(data, config.normalize_obs).to(device)
+        self.norm = ObsNormalizer.for_data(data, config.normalize_obs, 1e-6).to(device)  # kzl and CORL: std + 1e-6
         # the timestep embedding covers the longest episode (Atari: in the data, as the paper; later steps clamp)
         max_t = int(data.episode_lengths.max()) if spec.domain == "atari" else \
             max(spec.max_episode_steps, int(data.episode_lengths.max()))
@@ -281,7 +281,7 @@ class DT(Algorithm):
         mask = self.to_tensor(batch["mask"])
         s = mask.shape[0]
         states = self.norm(self.to_tensor(batch["observations"]))
-        actions = self.to_tensor(batch["actions"], torch.long if self.discrete else torch.float32)
+        actions = self.to_tensor(batch["actions"], torch.long if self.discrete else None)
         out = self.model(states, actions, self.to_tensor(batch["returns_to_go"]) / self.config.rtg_scale,
                          self.to_tensor(batch["timesteps"], torch.long), mask, noise=self.noise)
         if self.discrete:

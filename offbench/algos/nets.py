@@ -53,6 +53,33 @@ def _uniform(shape: tuple[int, ...], bound: float) -> torch.Tensor:
     return torch.stack([torch.empty(shape).uniform_(-bound, bound, generator=g) for g in init_generators()])
 
 
+def reinit_(param: torch.Tensor, init: Callable[..., Any], transpose: bool = False) -> None:
+    """Re-draw each seed's slice of ``param`` (seed axis first) in place with a ``torch.nn.init``
+    function (``init(tensor, generator=g)``; bind its other arguments with a lambda), each from that
+    seed's generator of the enclosing :func:`seeded_init`. ``transpose``: the slices are stored
+    transposed from torch's layout (a :class:`SeedLinear` weight is (in, out), ``nn.Linear``'s
+    (out, in)), so fan-in/fan-out and orthogonality follow ``nn.Linear``. Call it while building
+    the network (inside :func:`seeded_init`), so that a seed starts from the same weights alone or
+    in a group."""
+    gens = init_generators()
+    if len(gens) != param.shape[0]:
+        raise ValueError(f"{param.shape[0]} seed slices but {len(gens)} init generators: call reinit_ while building")
+    with torch.no_grad():
+        for piece, g in zip(param, gens):
+            t = torch.empty_like(piece.T if transpose else piece)
+            init(t, generator=g)
+            piece.copy_(t.T if transpose else t)
+
+
+def init_linear_(layer: SeedLinear, init: Callable[..., Any], bias: float = 0.0) -> SeedLinear:
+    """Re-initialize a :class:`SeedLinear` as ``init(nn.Linear.weight)`` with a constant bias, per
+    seed (e.g. ``lambda w, generator: nn.init.orthogonal_(w, gain=2**0.5, generator=generator)``)."""
+    reinit_(layer.weight, init, transpose=True)
+    with torch.no_grad():
+        layer.bias.fill_(bias)
+    return layer
+
+
 class SeedLinear(nn.Module):
     """``nn.Linear`` with one weight per seed: (S, ..., in) -> (S, ..., out) in one batched matmul.
     Initialized as ``nn.Linear`` (uniform in +-1/sqrt(in))."""
@@ -190,21 +217,24 @@ class ObsNormalizer(nn.Module):
                  enabled: bool = True) -> None:
         super().__init__()
         self.obs_ndim = len(obs_shape) if obs_shape is not None else 1
-        mean_t = torch.as_tensor(mean, dtype=torch.float32) if enabled else torch.zeros(len(mean))
-        std_t = torch.as_tensor(std, dtype=torch.float32) if enabled else torch.ones(len(std))
+        dtype = torch.get_default_dtype()
+        mean_t = torch.as_tensor(mean, dtype=dtype) if enabled else torch.zeros(len(mean))
+        std_t = torch.as_tensor(std, dtype=dtype) if enabled else torch.ones(len(std))
         self.register_buffer("mean", mean_t)
         self.register_buffer("std", std_t)
 
     @classmethod
-    def for_data(cls, data: Any, enabled: bool) -> ObsNormalizer:
-        """From a dataset's statistics (computed only when enabled: images are not standardized)."""
+    def for_data(cls, data: Any, enabled: bool, eps: float) -> ObsNormalizer:
+        """From a dataset's statistics, ``(s - mean) / (std + eps)`` (computed only when enabled:
+        images are not standardized). The reference codes differ in ``eps``: CORL's transition
+        algorithms 1e-3, the Decision Transformer's 1e-6."""
         if enabled:
-            return cls(data.obs_mean, data.obs_std, data.obs_shape)
+            return cls(data.obs_mean, data.obs_std + np.float32(eps), data.obs_shape)
         n = int(np.prod(data.obs_shape))
         return cls(np.zeros(n, np.float32), np.ones(n, np.float32), data.obs_shape, enabled=False)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        flat = obs.reshape(*obs.shape[: obs.ndim - self.obs_ndim], -1).float()
+        flat = obs.reshape(*obs.shape[: obs.ndim - self.obs_ndim], -1).to(self.mean.dtype)
         return (flat - self.mean) / self.std
 
 
@@ -223,7 +253,7 @@ class NatureCNN(nn.Module):
 
     def forward(self, flat: torch.Tensor) -> torch.Tensor:
         s, lead = flat.shape[0], flat.shape[1:-1]
-        x = flat.reshape(s, -1, *self.obs_shape).float() / 255.0  # (S, N, C, H, W)
+        x = flat.reshape(s, -1, *self.obs_shape).to(self.head[0].weight.dtype) / 255.0  # (S, N, C, H, W)
         n = x.shape[1]
         x = x.transpose(0, 1).reshape(n, s * self.obs_shape[0], *self.obs_shape[1:])
         for conv in self.convs:

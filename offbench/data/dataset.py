@@ -116,8 +116,9 @@ class Dataset:
 
     @cached_property
     def obs_std(self) -> np.ndarray:
+        """Per-feature standard deviation over all steps (no epsilon: each algorithm adds its own)."""
         std = self.observations.reshape(len(self), -1).std(axis=0, dtype=np.float64)
-        return (std + 1e-6).astype(np.float32)
+        return std.astype(np.float32)
 
     def select_episodes(self, keep: np.ndarray) -> Dataset:
         """A new dataset holding only the episodes where ``keep`` (bool, per episode) is true."""
