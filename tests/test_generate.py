@@ -15,8 +15,11 @@ from offbench.data.spec import all_specs
 from tests.test_cli import offbench
 
 ALGOS = ["bc", "pbc", "rwr", "awr", "td3bc", "iql", "cql", "awac", "dt"]
+# 900 SAC steps barely learn, so no checkpoint need lie near a third of the way to the expert:
+# medium_window=100 accepts the closest one (the choice itself is tested by test_medium_*).
 TINY = ["--set", "sac_steps=900", "--set", "start_steps=300", "--set", "checkpoint_every=300",
-        "--set", "eval_episodes=1", "--set", "transitions=1200", "--set", "hidden=[32, 32]"]
+        "--set", "eval_episodes=1", "--set", "transitions=1200", "--set", "hidden=[32, 32]",
+        "--set", "medium_window=100"]
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +113,35 @@ def test_d4rl_dataset_trains_and_evaluates_in_real_mujoco(tmp_path: Path) -> Non
         summary = json.loads(s.read_text())
         # D4RL normalization: 100 * (R + 20.272305) / (3234.3 + 20.272305); a barely trained hopper falls early
         assert -5 < summary["score_last"] < 20
+
+
+def _checkpoints(returns: list[float]) -> list:
+    from offbench.online import Checkpoint
+
+    return [Checkpoint(1000 * (i + 1), r, {}) for i, r in enumerate(returns)]
+
+
+def test_medium_is_a_third_of_the_way_from_random_to_expert_with_negative_returns() -> None:
+    """Pendulum-like returns (random -1200, expert -122): a third of the expert's return (-41) is
+    better than the expert itself, so "closest to expert / 3" picked the expert as medium."""
+    from offbench.data.sources.generate import pick_medium
+
+    expert, medium = pick_medium(_checkpoints([-1500, -1100, -800, -400, -122]), random_return=-1200.0, window=20)
+    assert expert.eval_return == -122 and medium.eval_return == -800  # 100 * 400 / 1078 = 37 of 100
+    # positive returns: the same rule (random 0, expert 3000 -> medium near 1000)
+    expert, medium = pick_medium(_checkpoints([200, 900, 1500, 3000, 2500]), random_return=0.0, window=20)
+    assert (expert.eval_return, medium.eval_return) == (3000, 900)
+    # medium comes from the run up to the expert, never after it
+    _, medium = pick_medium(_checkpoints([3000, 1000]), random_return=0.0, window=100)
+    assert medium.eval_return == 3000
+
+
+def test_medium_is_refused_when_no_checkpoint_lies_near_it() -> None:
+    from offbench.data.sources.generate import pick_medium
+    from offbench.errors import OffbenchError
+
+    with pytest.raises(OffbenchError, match="no SAC checkpoint lies near a third") as err:
+        pick_medium(_checkpoints([-1210, -1190, -122]), random_return=-1200.0, window=20)
+    assert "\n" not in str(err.value)
+    with pytest.raises(OffbenchError, match="does not beat the random policy"):
+        pick_medium(_checkpoints([-1500, -1300]), random_return=-1200.0, window=20)

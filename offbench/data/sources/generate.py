@@ -1,8 +1,10 @@
 """Local datasets made with the D4RL recipe: ``offbench generate ENV``.
 
 For any gymnasium continuous-control environment: train SAC online (checkpoints with their
-evaluated returns), take "expert" = the best checkpoint and "medium" = the checkpoint whose
-return is closest to a third of the expert's, then write, as D4RL did:
+evaluated returns), take "expert" = the best checkpoint and "medium" = the checkpoint that lies
+about a third of the way from the random policy's return to the expert's (D4RL's "a third of
+the expert's performance", in normalized terms, which also holds for negative returns), then
+write, as D4RL did:
 
 - ``random``: rollouts of uniform-random actions;
 - ``medium`` / ``expert``: rollouts of the (stochastic) medium / expert policy;
@@ -53,6 +55,9 @@ class Preset:
     transitions: int  # per rolled-out level (random, medium, expert)
     hidden: tuple[int, ...] = (256, 256)
     seed: int = 0
+    #: "medium" must lie within this many normalized points of 100/3 (random 0, expert 100);
+    #: with no checkpoint there, generation stops with an error instead of misnaming a level.
+    medium_window: float = 20.0
 
 
 PRESETS = {
@@ -82,8 +87,37 @@ def resolve_preset(name: str, overrides: dict[str, str]) -> Preset:
     for key, text in overrides.items():
         if key not in valid:
             raise UsageError(f"unknown --set key '{key}' for generate; valid keys: {', '.join(valid)}")
-        changes[key] = tuple(json.loads(text)) if key == "hidden" else int(float(text))
+        if key == "hidden":
+            changes[key] = tuple(json.loads(text))
+        else:
+            changes[key] = float(text) if key == "medium_window" else int(float(text))
     return dataclasses.replace(p, **changes)
+
+
+MEDIUM_FRACTION = 1 / 3  # D4RL: the medium policy performs about a third as well as the expert
+
+
+def pick_medium(checkpoints: list[Any], random_return: float, window: float) -> tuple[Any, Any]:
+    """(expert, medium): the best checkpoint, and the one at or before it whose normalized score
+    ``100 * (R - random) / (expert - random)`` is closest to 100/3. Raises a one-line error when
+    the expert does not beat the random policy or no checkpoint lies within ``window`` points."""
+    expert = max(checkpoints, key=lambda c: c.eval_return)
+    spread = expert.eval_return - random_return
+    if spread <= 0:
+        raise OffbenchError(f"SAC's best checkpoint (return {expert.eval_return:.1f}) does not beat the random policy "
+                            f"({random_return:.1f}): no expert or medium level; train longer (--set sac_steps=N)")
+    target = 100 * MEDIUM_FRACTION
+
+    def score(c: Any) -> float:
+        return 100 * (c.eval_return - random_return) / spread
+
+    medium = min((c for c in checkpoints if c.step <= expert.step), key=lambda c: abs(score(c) - target))
+    if abs(score(medium) - target) > window:
+        raise OffbenchError(f"no SAC checkpoint lies near a third of the way from random ({random_return:.1f}) to "
+                            f"expert ({expert.eval_return:.1f}): the closest, step {medium.step}, scores "
+                            f"{score(medium):.0f} of 100; checkpoint more often (--set checkpoint_every=N) or widen "
+                            f"--set medium_window={window:g}")
+    return expert, medium
 
 
 def _cut(arrays: Arrays, n: int) -> Arrays:
@@ -128,21 +162,21 @@ def generate(env: str, preset: str = "quick", levels: list[str] | None = None, o
     log(f"{env_id}: SAC for {p.sac_steps:,} steps ({preset} preset)")
     run = train_sac(make, p.sac_steps, p.start_steps, p.checkpoint_every, p.eval_episodes, p.seed, p.hidden,
                     device=torch.device(device), log=log)
-    expert = max(run.checkpoints, key=lambda c: c.eval_return)
-    medium = min((c for c in run.checkpoints if c.step <= expert.step),
-                 key=lambda c: abs(c.eval_return - expert.eval_return / 3))
+    rng = np.random.default_rng(p.seed + 1)
+    act_dim = run.agent.action_dim
+    random_data = rollouts(make, lambda o: rng.uniform(-1, 1, (len(o), act_dim)).astype(np.float32),
+                           transitions=p.transitions, seed=p.seed + 100)
+    ref_min = float(Dataset.from_arrays(_whole(random_data)).episode_returns.mean())
+    expert, medium = pick_medium(run.checkpoints, ref_min, p.medium_window)
     log(f"expert: step {expert.step} (return {expert.eval_return:.1f}); medium: step {medium.step} "
-        f"(return {medium.eval_return:.1f})")
+        f"(return {medium.eval_return:.1f}; random {ref_min:.1f})")
 
     def policy(ckpt: Any, seed: int) -> Callable[[np.ndarray], np.ndarray]:
         run.agent.actor.load_state_dict(ckpt.actor)
         return policy_fn(run.agent, deterministic=False, seed=seed)
 
-    rng = np.random.default_rng(p.seed + 1)
-    act_dim = run.agent.action_dim
     data: dict[str, Arrays] = {  # random and expert are always rolled out: they give the references
-        "random": rollouts(make, lambda o: rng.uniform(-1, 1, (len(o), act_dim)).astype(np.float32),
-                           transitions=p.transitions, seed=p.seed + 100),
+        "random": random_data,
         "expert": rollouts(make, policy(expert, p.seed + 300), transitions=p.transitions, seed=p.seed + 300),
     }
     if {"medium", "medium-expert"} & set(levels):
@@ -153,7 +187,6 @@ def generate(env: str, preset: str = "quick", levels: list[str] | None = None, o
         med = _whole(data["medium"])
         joined = {k: np.concatenate([med[k], data["expert"][k]]) for k in med if k != "episode_starts"}
         data["medium-expert"] = _cut(joined, len(joined["rewards"]))
-    ref_min = float(Dataset.from_arrays(_whole(data["random"])).episode_returns.mean())
     ref_max = float(Dataset.from_arrays(_whole(data["expert"])).episode_returns.mean())
     made = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     entries = {}
