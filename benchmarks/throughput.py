@@ -42,6 +42,8 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from machine import describe
 from arithmetic import flops_per_step, peak_matmul_rate
 
 from offbench.algos import get_algorithm
@@ -151,13 +153,7 @@ def evaluation_speed(device: torch.device, episodes: int = 100) -> dict[str, flo
 
 
 def machine(device: torch.device) -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    gpu = torch.cuda.get_device_name() if device.type == "cuda" else "no GPU used"
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads, {gpu}"
+    return describe(device)
 
 
 def main() -> None:

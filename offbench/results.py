@@ -108,8 +108,9 @@ def load_runs(results: Path) -> tuple[pd.DataFrame, list[str]]:
         cfg = config.get("config") if config else None
         config_id = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10] if cfg is not None \
             else summary["config_hash"]
-        rows.append({**{k: summary[k] for k in SUMMARY_COLUMNS}, "config_id": config_id})
-    return pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, "config_id"]), warnings
+        recipe = cfg.get("recipe") if isinstance(cfg, dict) else None
+        rows.append({**{k: summary[k] for k in SUMMARY_COLUMNS}, "config_id": config_id, "recipe": recipe})
+    return pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, "config_id", "recipe"]), warnings
 
 
 def load_curves(runs: pd.DataFrame, results: Path, warnings: list[str]) -> pd.DataFrame:

@@ -1,35 +1,47 @@
 """Key-to-Door: the credit-assignment grid world of the Decision Transformer paper.
 
-An episode has three phases, each in its own square room of ``room_size`` x ``room_size`` cells:
+A reconstruction of DeepMind's TVT ``key_to_door`` (Hung et al. 2019, pycolab version:
+``tvt/pycolab/key_to_door.py`` and ``common.py`` in google-deepmind/deepmind-research), the task
+the DT paper (sec. 5.3) takes from Mesnard et al. 2020. The DT paper publishes no parameters; every
+one below is TVT's unless marked as offbench's choice.
 
-1. **Key room** (``phase_lengths[0]`` steps). The agent starts on a random cell; a key lies on
-   another random cell. Stepping onto it picks it up (it disappears from the observation).
-2. **Distractor room** (``phase_lengths[1]`` steps). An empty room; nothing to do.
-3. **Door room** (up to ``phase_lengths[2]`` steps). A door lies on a random cell. Stepping onto it
-   ends the episode with reward 1 if the key was picked up in phase 1, else reward 0.
+An episode has three phases, each on its own 7 x 11 board (TVT's art; ``#`` wall, ``.`` floor)::
 
-Phases 1 and 2 always last their full length; the agent is placed on a new random cell at the
-start of every phase. The episode is truncated if the door is not reached by the end of phase 3.
+    key room (15 steps)   distractor (10 steps)   door room (15 steps)
+      #######             ###########                ##D##
+      #kkkkk#             #.........#                #...#
+      #kkkkk#             #.........#                #.A.#
+      ##...##             #.........#                #...#
+      #AAAAA#             #.........#                #####
+      #AAAAA#             #....A....#
+      #######             ###########
 
-Actions (``Discrete(4)``): 0 up, 1 right, 2 down, 3 left; moving into a wall leaves the agent in
-place.
+1. **Key room.** The key lies on one of the 10 ``k`` cells and the agent starts on one of the 10
+   ``A`` cells, each drawn uniformly and independently. Stepping onto the key picks it up (it
+   disappears; on that step only, a pickup indicator replaces the wall cell above the room's
+   middle column, as in TVT).
+2. **Distractor room.** An empty room; the agent starts at its fixed cell. TVT's version holds
+   apples worth small rewards; offbench's is empty (the DT paper: "an empty room"). Its length is
+   offbench's choice: TVT's pycolab default is 90 steps; 10 keeps the whole episode (40 steps) a
+   DT context that trains on a CPU while the key still lies 25 or more steps before the door.
+3. **Door room.** The agent starts in the middle of a 3 x 3 room whose top wall holds the door.
+   Without the key the door blocks like a wall; with it, stepping onto the door gives reward 1
+   (TVT: 10; the DT paper: binary), once. The phase lasts its full 15 steps, as in TVT.
 
-Observation (``Box(0, 1, ((2 * room_size - 1)**2 + 4 + 3,), uint8)``; 88 for 5x5): an egocentric
-view, as in MiniGrid, the concatenation of
-- the object's offset from the agent, one-hot over the ``(2 * room_size - 1)**2`` possible
-  (row, column) offsets (row-major, offset (0, 0) in the middle): the key in phase 1 until picked
-  up, the door in phase 3, all zeros otherwise;
-- four wall bits: whether a wall is directly up, right, down, left of the agent;
-- the phase, one-hot over 3.
-The direction to the object is read off directly, and what is learned at one cell carries over to
-the others (an absolute-position one-hot made policies fit per-cell noise from the few successful
-episodes).
-Whether the key is held is *not* observed in phases 2 and 3: a policy must remember it, which is
-what makes this a credit-assignment task (the reward arrives 9 to 23 steps after the key).
+Every phase runs for its full length (only the clock ends a phase or the episode: TVT); the last
+action of a phase is applied and the observation it returns is the next phase's first.
 
-Defaults (room 5x5, phases 8/8/8 steps, 24 steps at most) are calibrated so that a uniform-random
-policy succeeds about as often as in the paper (3.1%); ``RANDOM_SUCCESS_RATE`` records the
-measurement.
+Actions (``Discrete(4)``, TVT's order): 0 north, 1 south, 2 west, 3 east; walls and the board edge
+block without penalty.
+
+Observation (``Box(0, 1, (100,), uint8)``): TVT's 5 x 5 egocentric crop (the agent in the middle
+cell), one 0/1 channel per thing instead of TVT's RGB colours: ``[row][col][wall, key, door,
+indicator]``, row-major. Floor, the agent itself and cells off the board are all zeros (TVT draws
+off-board cells in the floor's colour). The door is drawn over the agent (TVT's z-order). Whether
+the key is held is never observed: a policy must remember it, which is what makes this a
+credit-assignment task.
+
+``RANDOM_SUCCESS_RATE`` records the uniform-random policy's measured success rate (paper: 3.1%).
 """
 
 from __future__ import annotations
@@ -42,76 +54,123 @@ from gymnasium import spaces
 
 ENV_ID = "offbench/KeyToDoor-v0"
 
-#: Moves for actions 0..3 as (row, column) deltas: up, right, down, left.
-MOVES = np.array([(-1, 0), (0, 1), (1, 0), (0, -1)], dtype=np.int64)
+#: Moves for actions 0..3 as (row, column) deltas: north, south, west, east (TVT's order).
+MOVES = np.array([(-1, 0), (1, 0), (0, -1), (0, 1)], dtype=np.int64)
+
+#: TVT's boards (``tvt/pycolab/key_to_door.py`` EXPLORE_GRID, REWARD_GRID; ``common.py``
+#: APPLE_DISTRACTOR_GRID with no apples): ``#`` wall, ``k`` candidate key cell, ``+`` candidate
+#: start cell, ``d`` door, blanks floor (or unreachable background).
+KEY_ROOM = ("  #######  ",
+            "  #kkkkk#  ",
+            "  #kkkkk#  ",
+            "  ##   ##  ",
+            "  #+++++#  ",
+            "  #+++++#  ",
+            "  #######  ")
+DISTRACTOR_ROOM = ("###########",
+                   "#         #",
+                   "#         #",
+                   "#         #",
+                   "#         #",
+                   "#    +    #",
+                   "###########")
+DOOR_ROOM = ("           ",
+             "   ##d##   ",
+             "   #   #   ",
+             "   # + #   ",
+             "   #   #   ",
+             "   #####   ",
+             "           ")
+ROOMS = (KEY_ROOM, DISTRACTOR_ROOM, DOOR_ROOM)
+#: The cell where the pickup indicator shows on the step the key is picked up (TVT: (0, 5)).
+INDICATOR_CELL = (0, 5)
+VIEW = 5  # the egocentric crop is VIEW x VIEW
+WALL, KEY, DOOR, INDICATOR = range(4)
 
 #: Success rate of a uniform-random policy with the default parameters, measured over
-#: 200,000 episodes (``benchmarks/keytodoor_random.py``).
-RANDOM_SUCCESS_RATE = 0.0309
+#: 1,000,000 episodes (``benchmarks/keytodoor_random.py``).
+RANDOM_SUCCESS_RATE = 0.0281
+
+
+def _cells(room: tuple[str, ...], char: str) -> np.ndarray:
+    return np.argwhere(np.array([list(row) for row in room]) == char)
 
 
 class KeyToDoorEnv(gym.Env[np.ndarray, np.int64]):
-    """Three-phase key-to-door grid world (see module docstring)."""
+    """Three-phase key-to-door grid world on TVT's layout (see module docstring)."""
 
     metadata = {"render_modes": ["ansi"]}
 
-    def __init__(
-        self,
-        room_size: int = 5,
-        phase_lengths: tuple[int, int, int] | list[int] = (8, 8, 8),
-        render_mode: str | None = None,
-    ) -> None:
-        if room_size < 2:
-            raise ValueError(f"room_size must be >= 2, got {room_size}")
+    def __init__(self, phase_lengths: tuple[int, int, int] | list[int] = (15, 10, 15),
+                 render_mode: str | None = None) -> None:
         if len(phase_lengths) != 3 or min(phase_lengths) < 1:
             raise ValueError(f"phase_lengths must be three positive ints, got {phase_lengths}")
-        self.room_size = int(room_size)
         self.phase_lengths = tuple(int(n) for n in phase_lengths)
         self.max_episode_steps = sum(self.phase_lengths)
         self.render_mode = render_mode
-        self.offsets = (2 * self.room_size - 1) ** 2
-        self.observation_space = spaces.Box(0, 1, shape=(self.offsets + 4 + 3,), dtype=np.uint8)
+        self.observation_space = spaces.Box(0, 1, shape=(VIEW * VIEW * 4,), dtype=np.uint8)
         self.action_space = spaces.Discrete(4)
+        self._walls = [np.array([[c == "#" for c in row] for row in room]) for room in ROOMS]
+        self._key_cells, self._start_cells = _cells(KEY_ROOM, "k"), _cells(KEY_ROOM, "+")
+        self._fixed_starts = {1: _cells(DISTRACTOR_ROOM, "+")[0], 2: _cells(DOOR_ROOM, "+")[0]}
+        self._door = _cells(DOOR_ROOM, "d")[0]
+        # each phase's static channels on a board padded by VIEW // 2 floor cells (off the board)
+        half = VIEW // 2
+        self._boards = []
+        for phase, walls in enumerate(self._walls):
+            board = np.zeros((walls.shape[0] + 2 * half, walls.shape[1] + 2 * half, 4), dtype=np.uint8)
+            board[half:-half, half:-half, WALL] = walls
+            if phase == 2:
+                board[self._door[0] + half, self._door[1] + half, DOOR] = 1
+            self._boards.append(board)
         self._phase_ends = np.cumsum(self.phase_lengths)
         self._t = 0
         self._phase = 0
         self._agent = np.zeros(2, dtype=np.int64)
-        self._object: np.ndarray | None = None
+        self._key: np.ndarray | None = None
+        self._indicator = False
         self.has_key = False
-
-    # -- helpers -------------------------------------------------------------------------------
-    def _random_cell(self, exclude: np.ndarray | None = None) -> np.ndarray:
-        while True:
-            cell = self.np_random.integers(0, self.room_size, size=2)
-            if exclude is None or not np.array_equal(cell, exclude):
-                return cell
+        self.opened = False
 
     def _enter_phase(self, phase: int) -> None:
         self._phase = phase
-        self._agent = self._random_cell()
-        self._object = self._random_cell(exclude=self._agent) if phase in (0, 2) else None
+        self._indicator = False
+        if phase == 0:
+            self._key = self._key_cells[self.np_random.integers(len(self._key_cells))].copy()
+            self._agent = self._start_cells[self.np_random.integers(len(self._start_cells))].copy()
+        else:
+            self._key = None
+            self._agent = self._fixed_starts[phase].copy()
+
+    def _blocked(self, cell: np.ndarray) -> bool:
+        rows, cols = self._walls[self._phase].shape
+        if not (0 <= cell[0] < rows and 0 <= cell[1] < cols):
+            return True
+        if self._phase == 2 and np.array_equal(cell, self._door):
+            return not self.has_key
+        return bool(self._walls[self._phase][cell[0], cell[1]])
 
     def _observation(self) -> np.ndarray:
-        width, last = 2 * self.room_size - 1, self.room_size - 1
-        obs = np.zeros(self.observation_space.shape, dtype=np.uint8)
-        if self._object is not None:
-            dr, dc = self._object - self._agent + last
-            obs[dr * width + dc] = 1
-        row, col = self._agent
-        obs[self.offsets : self.offsets + 4] = (row == 0, col == last, row == last, col == 0)
-        obs[self.offsets + 4 + self._phase] = 1
-        return obs
+        half = VIEW // 2
+        board = self._boards[self._phase]
+        if self._key is not None or self._indicator:
+            board = board.copy()
+            if self._key is not None:
+                board[self._key[0] + half, self._key[1] + half, KEY] = 1
+            if self._indicator:
+                r, c = INDICATOR_CELL[0] + half, INDICATOR_CELL[1] + half
+                board[r, c, WALL], board[r, c, INDICATOR] = 0, 1
+        r, c = self._agent
+        return board[r : r + VIEW, c : c + VIEW].reshape(-1).copy()
 
     def _info(self) -> dict[str, Any]:
-        return {"phase": self._phase, "has_key": self.has_key, "t": self._t}
+        return {"phase": self._phase, "has_key": self.has_key, "t": self._t, "success": self.opened}
 
-    # -- gymnasium API -------------------------------------------------------------------------
-    def reset(
-        self, *, seed: int | None = None, options: dict[str, Any] | None = None
-    ) -> tuple[np.ndarray, dict[str, Any]]:
+    def reset(self, *, seed: int | None = None,
+              options: dict[str, Any] | None = None) -> tuple[np.ndarray, dict[str, Any]]:
         super().reset(seed=seed)
         self._t = 0
-        self.has_key = False
+        self.has_key = self.opened = False
         self._enter_phase(0)
         return self._observation(), self._info()
 
@@ -119,26 +178,29 @@ class KeyToDoorEnv(gym.Env[np.ndarray, np.int64]):
         action = int(action)
         if not 0 <= action < 4:
             raise ValueError(f"action must be in 0..3, got {action}")
-        self._agent = np.clip(self._agent + MOVES[action], 0, self.room_size - 1)
+        target = self._agent + MOVES[action]
+        if not self._blocked(target):
+            self._agent = target
         self._t += 1
-        reward, terminated = 0.0, False
-        on_object = self._object is not None and np.array_equal(self._agent, self._object)
-        if self._phase == 0 and on_object:
-            self.has_key = True
-            self._object = None
-        elif self._phase == 2 and on_object:
-            reward, terminated = (1.0 if self.has_key else 0.0), True
-        truncated = not terminated and self._t >= self.max_episode_steps
-        if not (terminated or truncated) and self._phase < 2 and self._t >= self._phase_ends[self._phase]:
+        self._indicator = False
+        reward = 0.0
+        if self._phase == 0 and self._key is not None and np.array_equal(self._agent, self._key):
+            self.has_key, self._key, self._indicator = True, None, True
+        elif self._phase == 2 and self.has_key and not self.opened and np.array_equal(self._agent, self._door):
+            reward, self.opened = 1.0, True
+        truncated = self._t >= self.max_episode_steps
+        if not truncated and self._phase < 2 and self._t >= self._phase_ends[self._phase]:
             self._enter_phase(self._phase + 1)
-        return self._observation(), reward, terminated, truncated, self._info()
+        return self._observation(), reward, False, truncated, self._info()
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":
             return None
-        grid = [["." for _ in range(self.room_size)] for _ in range(self.room_size)]
-        if self._object is not None:
-            grid[self._object[0]][self._object[1]] = "K" if self._phase == 0 else "D"
+        grid = [["#" if w else "." for w in row] for row in self._walls[self._phase]]
+        if self._key is not None:
+            grid[self._key[0]][self._key[1]] = "K"
+        if self._phase == 2:
+            grid[self._door[0]][self._door[1]] = "D"
         grid[self._agent[0]][self._agent[1]] = "A"
         header = f"phase {self._phase + 1} t={self._t} key={'yes' if self.has_key else 'no'}"
         return "\n".join([header] + ["".join(row) for row in grid])

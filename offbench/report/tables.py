@@ -135,7 +135,16 @@ def footer(runs: pd.DataFrame, table: pd.DataFrame, stat: str, ci: bool) -> str:
     scores = sorted(set(runs["score_name"]))
     return (f"Mean over seeds {spread} of the {what}; seeds: {', '.join(map(str, seeds))}; "
             f"gradient steps: {', '.join(f'{s:,}' for s in steps)}; score: {'; '.join(scores)}; "
-            f"evaluation episodes: {', '.join(map(str, sorted(set(runs['eval_episodes']))))}. Bold: best mean in its row.")
+            f"evaluation episodes: {', '.join(map(str, sorted(set(runs['eval_episodes']))))}{recipes(runs)}. "
+            "Bold: best mean in its row.")
+
+
+def recipes(runs: pd.DataFrame) -> str:
+    """``; recipes: dt corl, pbc paper`` for the columns whose algorithm has named recipes."""
+    if "recipe" not in runs or "column" not in runs:
+        return ""
+    named = runs.dropna(subset=["recipe"]).groupby("column", sort=True)["recipe"].first()
+    return f"; recipes: {', '.join(f'{c} {r}' for c, r in named.items())}" if len(named) else ""
 
 
 def to_markdown(g: Grid, note: str) -> str:
