@@ -1,8 +1,12 @@
-"""Advantage-Weighted Actor-Critic (Nair et al. 2020), offline.
+"""Advantage-Weighted Actor-Critic (Nair et al. 2020), offline, as CORL runs it.
 
 Critics learn Q^pi by TD with actions from the current policy at s'; the actor maximizes
-``exp(A(s, a) / lambda) * log pi(a|s)`` over dataset actions, ``A = Q(s, a) - Q(s, pi(s))``
-(weights capped at 100). Defaults: lambda 1/3, lr 3e-4, batch 256 (CORL-style locomotion setup).
+``exp(A(s, a) / lambda) * log pi(a|s)`` over dataset actions, ``A = Q(s, a) - Q(s, a_pi)``,
+``a_pi`` one action sampled from the policy (weights capped at ``exp_adv_max``). The policy is a
+Gaussian with an unbounded mean and a state-independent std; its samples are clipped to [-1, 1]
+for the critics, and it is evaluated at its mean, unclipped (CORL ``Actor.act``: ``policy.mean``;
+the simulator clips controls, the control cost sees the mean). Defaults: CORL's
+``configs/offline/awac/*_v2.yaml`` and ``algorithms/offline/awac.py``.
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -18,19 +23,32 @@ from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
 from offbench.algos.nets import GaussianActor, TwinQ, adam, per_seed, soft_update
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
-
-EXP_ADV_MAX = 100.0
+from offbench.errors import UsageError
 
 
 @dataclass
 class AWACConfig(AlgoConfig):
-    awac_lambda: float = 1.0 / 3.0
-    discount: float = 0.99
-    tau: float = 0.005
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    hidden: tuple[int, ...] = (256, 256)
-    normalize_obs: bool = True
+    """CORL's AWAC (one value on every D4RL locomotion set), evaluated every 1,000 steps on MuJoCo
+    as CORL (``eval_frequency: 1000``; the other algorithms' CORL configs evaluate every 5,000)."""
+
+    awac_lambda: float = 0.3333  # CORL awac_lambda 0.3333 (YAML; the dataclass default is 1.0)
+    exp_adv_max: float = 100.0  # CORL AdvantageWeightedActorCritic(exp_adv_max=100.0), not in the YAMLs
+    discount: float = 0.99  # CORL gamma
+    tau: float = 0.005  # CORL tau
+    actor_lr: float = 3e-4  # CORL learning_rate (one Adam per network)
+    critic_lr: float = 3e-4  # CORL learning_rate
+    hidden: tuple[int, ...] = (256, 256, 256)  # CORL Actor / Critic: three hidden layers of hidden_dim 256
+    log_std_min: float = -20.0  # CORL Actor(min_log_std=-20.0): the clamp of the state-independent log-std
+    log_std_max: float = 2.0  # CORL Actor(max_log_std=2.0)
+    normalize_obs: bool = True  # CORL awac.py always normalizes states
+    obs_std_eps: float = 1e-3  # CORL compute_mean_std(dataset["observations"], eps=1e-3): (s - mean) / (std + 1e-3)
+
+    DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {"mujoco": {"eval_every": 1_000}}  # CORL eval_frequency
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.log_std_min < self.log_std_max:
+            raise UsageError(f"log_std_min must be < log_std_max, got {self.log_std_min}, {self.log_std_max}")
 
 
 @ALGORITHMS.register("awac")
@@ -46,14 +64,17 @@ class AWAC(TransitionAlgorithm):
     def __init__(self, config: AWACConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
                  seeds: Sequence[int] = (0,)) -> None:
         super().__init__(config, data, spec, device, seeds)
-        self.actor = GaussianActor(self.obs_dim, self.action_dim, config.hidden).to(device)
+        # CORL Actor: unbounded mean (no tanh), log-std a parameter clamped to [-20, 2]
+        self.actor = GaussianActor(self.obs_dim, self.action_dim, config.hidden,
+                                   log_std_bounds=(config.log_std_min, config.log_std_max), tanh_mean=False).to(device)
         self.critic = TwinQ(self.obs_dim, self.action_dim, config.hidden).to(device)
         self.critic_target = copy.deepcopy(self.critic)
         self.actor_optim = adam(self.actor.parameters(), lr=config.actor_lr)
         self.critic_optim = adam(self.critic.parameters(), lr=config.critic_lr)
 
     def sample_pi(self, mean: torch.Tensor) -> torch.Tensor:
-        """An action drawn around the policy's ``mean`` action (clipped to [-1, 1])."""
+        """An action drawn around the policy's ``mean`` action, clipped to [-1, 1] (CORL
+        ``Actor.forward``: ``policy.rsample()`` then ``clamp_(min_action, max_action)``)."""
         return (mean + self.actor.std(mean) * self.noise.normal(tuple(mean.shape[1:]))).clamp(-1.0, 1.0)
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
@@ -73,7 +94,7 @@ class AWAC(TransitionAlgorithm):
         mean = self.actor(b["obs"])
         with torch.no_grad():
             both = torch.min(*self.critic(b["obs"].repeat(1, 2, 1), torch.cat([self.sample_pi(mean), b["actions"]], dim=1)))
-            weights = torch.exp((both[:, n:] - both[:, :n]) / c.awac_lambda).clamp(max=EXP_ADV_MAX)
+            weights = torch.exp((both[:, n:] - both[:, :n]) / c.awac_lambda).clamp(max=c.exp_adv_max)
         actor_loss = -per_seed(weights * self.actor.log_prob_at(mean, b["actions"]))
         self.actor_optim.zero_grad(set_to_none=True)
         actor_loss.sum().backward()
@@ -82,4 +103,5 @@ class AWAC(TransitionAlgorithm):
         return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach()}
 
     def act(self, obs: torch.Tensor, generator: list[torch.Generator]) -> torch.Tensor:
+        """The policy's mean, unclipped, as CORL evaluates it."""
         return self.actor(obs)

@@ -1,14 +1,21 @@
 """Conservative Q-Learning (Kumar et al. 2020), CQL(H) with SAC, continuous actions.
 
 With ``alpha = 0`` and ``backup_entropy`` this is Soft Actor-Critic; ``offbench generate`` trains
-its online behaviour policies with exactly that.
+its online behaviour policies with exactly that (from the class defaults: rlkit-style SAC with
+PyTorch's default init and a log-std clamped to [-5, 2]).
 
 The critic loss adds ``alpha * (logsumexp_a Q(s, a) - Q(s, a_data))``: the log-sum-exp over
 actions is estimated by importance sampling from ``n_actions`` uniform actions and ``n_actions``
-policy actions at s and at s'. It pushes Q down on actions the data do not support and up on
-the dataset's actions. The actor is SAC's tanh-Gaussian with automatic entropy tuning; the
-Bellman target uses the minimum of two target critics, without an entropy bonus.
-Defaults: CORL's D4RL locomotion config (alpha 10, 10 sampled actions, policy lr 3e-5, Q lr 3e-4).
+policy actions at s and at s' (all evaluated at s). It pushes Q down on actions the data do not
+support and up on the dataset's actions. The actor is SAC's tanh-Gaussian with automatic entropy
+tuning; the Bellman target uses the minimum of two target critics, without an entropy bonus.
+
+On D4RL locomotion (the ``mujoco`` domain) the defaults are CORL's (``configs/offline/cql/*_v2.yaml``,
+``algorithms/offline/cql.py``): alpha 10, 10 sampled actions, policy lr 3e-5 (also the entropy
+temperature's), Q lr 3e-4, three hidden layers of 256, orthogonal critics, the actor's learned
+log-std multiplier and offset, log-std in [-20, 2], rewards normalized on hopper-medium only. As
+in CORL's ``ContinuousCQL.train``, every loss of a step is built from the networks as they are at
+its start (temperature, actor and critic are then stepped in that order).
 """
 
 from __future__ import annotations
@@ -29,37 +36,71 @@ from offbench.algos.nets import (
     TwinQ,
     adam,
     frozen,
+    orthogonal_init_,
     per_seed,
+    return_range_reward_scale,
     soft_update,
     state_network,
+    xavier_last_layer_,
 )
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
+from offbench.errors import UsageError
 
 
 @dataclass
 class CQLConfig(AlgoConfig):
-    alpha: float = 10.0  # weight of the conservative penalty
-    n_actions: int = 10
-    temperature: float = 1.0  # of the log-sum-exp
-    discount: float = 0.99
-    tau: float = 0.005
-    policy_lr: float = 3e-5
-    q_lr: float = 3e-4
-    entropy_lr: float = 3e-4
-    hidden: tuple[int, ...] = (256, 256, 256)
-    normalize_obs: bool = True
-    backup_entropy: bool = False  # subtract the entropy term in the Bellman target (SAC does; CQL does not)
+    """Class defaults: CORL's values where SAC shares them; what only CORL's CQL does (its init,
+    its log-std) is switched on for the ``mujoco`` domain, so that ``offbench generate``'s SAC
+    (built from the class defaults) keeps its own."""
+
+    alpha: float = 10.0  # CORL cql_alpha 10.0 (cql_lagrange false: a fixed weight of the conservative penalty)
+    n_actions: int = 10  # CORL cql_n_actions (cql_importance_sample true)
+    temperature: float = 1.0  # CORL cql_temp, of the log-sum-exp
+    discount: float = 0.99  # CORL discount
+    tau: float = 0.005  # CORL soft_target_update_rate, every step (target_update_period 1)
+    policy_lr: float = 3e-5  # CORL policy_lr
+    q_lr: float = 3e-4  # CORL qf_lr
+    # the entropy temperature's Adam lr; 0: the policy lr, as in CORL (cql.py l.497-499:
+    # Adam(log_alpha, lr=policy_lr)) and the CQL authors' code (rlkit cql.py: lr=policy_lr)
+    entropy_lr: float = 0.0
+    hidden: tuple[int, ...] = (256, 256, 256)  # CORL: actor 3 x 256 (hard-coded), critics q_n_hidden_layers 3 x 256
+    normalize_obs: bool = True  # CORL normalize
+    obs_std_eps: float = 1e-3  # CORL compute_mean_std(dataset["observations"], eps=1e-3): (s - mean) / (std + 1e-3)
+    # CORL normalize_reward (true only for hopper-medium, DATASET_DEFAULTS): rewards times
+    # 1000 / (max - min episode return) (modify_reward with reward_scale 1.0, reward_bias 0.0)
+    normalize_reward: bool = False
+    backup_entropy: bool = False  # CORL backup_entropy: subtract the entropy term in the Bellman target (SAC does)
+    # CORL init_module_weights: critics orthogonal_init (gain sqrt(2) hidden, 1e-2 last layer, zero
+    # biases); actor hidden layers nn.Linear's default, last layer xavier_uniform gain 1e-2, zero bias
+    corl_init: bool = False
+    log_std_min: float = -5.0  # the clamp of the actor's log-std; CORL ReparameterizedTanhGaussian: -20.0
+    log_std_max: float = 2.0  # CORL ReparameterizedTanhGaussian log_std_max 2.0
+    # CORL TanhGaussianPolicy: log_std = multiplier * head + offset, both learned (Scalar, actor Adam)
+    learn_log_std_scale: bool = False
+    log_std_multiplier: float = 1.0  # its initial multiplier: CORL policy_log_std_multiplier 1.0
+    log_std_offset: float = -1.0  # its initial offset: CORL TanhGaussianPolicy(log_std_offset=-1.0)
     target_update_every: int = 0  # discrete actions (DQN backbone): hard target copies every N steps; 0: soft (tau)
 
-    #: Atari (CQL paper, DQN-replay 1%): DQN backbone with the Nature-DQN encoder, alpha 4, Adam lr 5e-5,
-    #: batch 32, Huber TD loss, target network copied every 2000 steps.
+    #: mujoco: CORL's CQL (its init and log-std); Atari (CQL paper, DQN-replay 1%): DQN backbone
+    #: with the Nature-DQN encoder, alpha 4, Adam lr 5e-5, batch 32, Huber TD loss, target network
+    #: copied every 2000 steps.
     DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
+        "mujoco": dict(corl_init=True, learn_log_std_scale=True, log_std_min=-20.0),
         "atari": dict(steps=20_000, batch_size=32, eval_every=5_000, eval_episodes=10, alpha=4.0, q_lr=5e-5,
                       target_update_every=2_000, normalize_obs=False),
         "keytodoor": dict(steps=2_000, batch_size=128, eval_every=500, eval_episodes=100, alpha=1.0, q_lr=1e-3,
                           hidden=(256, 256), normalize_obs=False),
     }
+    #: CORL configs/offline/cql/hopper/medium_v2.yaml: normalize_reward true (false on the other 17).
+    DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {"hopper-medium": {"normalize_reward": True}}
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.log_std_min < self.log_std_max:
+            raise UsageError(f"log_std_min must be < log_std_max, got {self.log_std_min}, {self.log_std_max}")
+        if self.entropy_lr < 0:
+            raise UsageError(f"entropy_lr must be >= 0 (0: the policy lr), got {self.entropy_lr}")
 
 
 @ALGORITHMS.register("cql")
@@ -85,14 +126,28 @@ class CQL(TransitionAlgorithm):
     def __init__(self, config: CQLConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
                  seeds: Sequence[int] = (0,)) -> None:
         super().__init__(config, data, spec, device, seeds)
-        self.actor = TanhGaussianActor(self.obs_dim, self.action_dim, config.hidden).to(device)
-        self.critic = TwinQ(self.obs_dim, self.action_dim, config.hidden).to(device)
+        c = config
+        affine = (c.log_std_multiplier, c.log_std_offset) if c.learn_log_std_scale else None
+        actor = TanhGaussianActor(self.obs_dim, self.action_dim, c.hidden, (c.log_std_min, c.log_std_max), affine)
+        critic = TwinQ(self.obs_dim, self.action_dim, c.hidden)
+        if c.corl_init:  # per seed, from its init generator, before the target copy
+            xavier_last_layer_(actor.net, gain=1e-2)
+            orthogonal_init_(critic.q1, hidden_gain=math.sqrt(2.0), last_gain=1e-2)
+            orthogonal_init_(critic.q2, hidden_gain=math.sqrt(2.0), last_gain=1e-2)
+        self.actor, self.critic = actor.to(device), critic.to(device)
         self.critic_target = copy.deepcopy(self.critic)
-        self.log_alpha = torch.zeros(len(self.seeds), 1, device=device, requires_grad=True)
-        self.target_entropy = -float(self.action_dim)
-        self.actor_optim = adam(self.actor.parameters(), lr=config.policy_lr)
-        self.critic_optim = adam(self.critic.parameters(), lr=config.q_lr)
-        self.entropy_optim = adam([self.log_alpha], lr=config.entropy_lr)
+        self.log_alpha = torch.zeros(len(self.seeds), 1, device=device, requires_grad=True)  # CORL Scalar(0.0)
+        self.target_entropy = -float(self.action_dim)  # CORL -prod(action_space.shape)
+        self.actor_optim = adam(self.actor.parameters(), lr=c.policy_lr)
+        self.critic_optim = adam(self.critic.parameters(), lr=c.q_lr)
+        self.entropy_optim = adam([self.log_alpha], lr=c.entropy_lr or c.policy_lr)
+
+    def reward_scale_for(self, data: Dataset) -> float:
+        """CORL ``modify_reward`` where ``normalize_reward`` (locomotion only):
+        ``1000 / (max - min)`` of the episode returns."""
+        if not self.config.normalize_reward or self.spec.domain != "mujoco":
+            return 1.0
+        return return_range_reward_scale(data.episode_returns)
 
     def repeat(self, x: torch.Tensor) -> torch.Tensor:
         """(S, B, d) -> (S, B * n, d): each row repeated n times (for sampled actions)."""
@@ -121,19 +176,13 @@ class CQL(TransitionAlgorithm):
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         c, b = self.config, self.tensors(batch)
-        # actor and entropy temperature (SAC)
+        # CORL ContinuousCQL.train: every loss from the networks as they are now, then the steps
         actions, logp = self.actor(b["obs"], noise=self.noise.normal)
+        ent = self.log_alpha.exp().detach()  # (S, 1): the temperature before its step
         alpha_loss = -per_seed(self.log_alpha * (logp.detach() + self.target_entropy))
-        self.entropy_optim.zero_grad(set_to_none=True)
-        alpha_loss.sum().backward()
-        self.entropy_optim.step()
-        ent = self.log_alpha.exp().detach()  # (S, 1)
         with frozen(self.critic):
             actor_loss = per_seed(ent * logp - torch.min(*self.critic(b["obs"], actions)))
-        self.actor_optim.zero_grad(set_to_none=True)
-        actor_loss.sum().backward()
-        self.actor_optim.step()
-        # critics: Bellman error + conservative penalty
+        # critics: Bellman error + conservative penalty, with actions of the actor before its step
         with torch.no_grad():
             next_actions, next_logp = self.actor(b["next_obs"], noise=self.noise.normal)
             next_q = torch.min(*self.critic_target(b["next_obs"], next_actions))
@@ -144,6 +193,13 @@ class CQL(TransitionAlgorithm):
         bellman = per_seed((q1 - target).pow(2)) + per_seed((q2 - target).pow(2))
         p1, p2 = self.conservative_penalty(b) if c.alpha > 0 else (torch.zeros_like(bellman),) * 2
         critic_loss = bellman + c.alpha * (p1 + p2)
+
+        self.entropy_optim.zero_grad(set_to_none=True)
+        alpha_loss.sum().backward()
+        self.entropy_optim.step()
+        self.actor_optim.zero_grad(set_to_none=True)
+        actor_loss.sum().backward()
+        self.actor_optim.step()
         self.critic_optim.zero_grad(set_to_none=True)
         critic_loss.sum().backward()
         self.critic_optim.step()
@@ -164,8 +220,10 @@ class CQL(TransitionAlgorithm):
 
 
 class DiscreteCQL(TransitionAlgorithm):
-    """CQL(H) for discrete actions on a DQN backbone: Huber TD error to a target network plus
-    ``alpha * (logsumexp_a Q(s, a) - Q(s, a_data))`` (Kumar et al. 2020, Atari experiments)."""
+    """Discrete-action CQL, offbench's own variant: CQL(H) on a DQN backbone, not the CQL authors'
+    QR-DQN with 200 atoms and ~12.5M updates. Huber TD error to a target network plus
+    ``alpha * (logsumexp_a Q(s, a) - Q(s, a_data))`` (the penalty of Kumar et al. 2020's Atari
+    experiments, on Q-values that are not quantile means)."""
 
     Config = CQLConfig
     config: CQLConfig

@@ -3,8 +3,22 @@
 V(s) is fit by expectile regression to min target Q(s, a) over dataset actions only (``expectile``
 tau > 0.5 approaches the maximum over in-support actions); Q(s, a) regresses on
 ``r + gamma * V(s')``; the policy maximizes ``exp(beta * (Q - V)) * log pi(a|s)`` (weights capped
-at 100). Locomotion rewards are scaled by ``1000 / (max return - min return)`` as in CORL.
-Defaults: CORL's D4RL config (expectile 0.7, temperature 3.0; hopper-medium-expert 0.5 / 6.0).
+at 100), or, with ``deterministic``, minimizes ``exp(beta * (Q - V)) * |pi(s) - a|^2``.
+
+Two recipes (``--set recipe=NAME``) for D4RL locomotion, which differ per dataset:
+
+- ``corl`` (default), CORL's ``configs/offline/iql/*_v2.yaml``: expectile 0.7, temperature 3.0,
+  Gaussian actor with log-std in [-20, 2], tau 0.005, rewards as they are; hopper-medium and
+  hopper-medium-replay: deterministic actor, tau 0.001, rewards normalized; hopper-medium-expert:
+  expectile 0.5, temperature 6.0.
+- ``paper``, the IQL authors' code (ikostrikov/implicit_q_learning, ``configs/mujoco_config.py``,
+  ``train_offline.py``): expectile 0.7 and temperature 3.0 on every set (hopper-medium-expert
+  too), rewards times ``1000 / (max - min episode return)`` on every set, Gaussian actor with
+  log-std in [-5, 2], tau 0.005, states not standardized.
+
+Both run CORL's update (V, then Q and its target, then the actor, with the advantage from the V
+before its step) and PyTorch's default init; the authors' code updates the actor before Q, with
+the new V, and initializes orthogonally.
 """
 
 from __future__ import annotations
@@ -18,11 +32,19 @@ import numpy as np
 import torch
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
-from offbench.algos.nets import GaussianActor, TwinQ, adam, mlp, per_seed, soft_update
+from offbench.algos.nets import (
+    DeterministicActor,
+    GaussianActor,
+    TwinQ,
+    adam,
+    mlp,
+    per_seed,
+    return_range_reward_scale,
+    soft_update,
+)
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
-
-EXP_ADV_MAX = 100.0
+from offbench.errors import UsageError
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
@@ -34,19 +56,44 @@ def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
 
 @dataclass
 class IQLConfig(AlgoConfig):
-    expectile: float = 0.7
-    temperature: float = 3.0  # beta
-    discount: float = 0.99
-    tau: float = 0.005
-    lr: float = 3e-4
-    hidden: tuple[int, ...] = (256, 256)
-    normalize_obs: bool = True
-    normalize_reward: bool = True
-    deterministic: bool = False  # evaluate the policy's mean either way; False: Gaussian log-likelihood
+    """Class defaults: CORL's values on most D4RL sets; the per-dataset ones are in ``RECIPES``."""
 
-    #: hopper-medium-expert uses expectile 0.5, temperature 6.0 (CORL / the IQL paper).
-    DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
-        "hopper-medium-expert": {"expectile": 0.5, "temperature": 6.0}}
+    recipe: str = "corl"  # corl (CORL's YAMLs) or paper (the IQL authors' code); see the module docstring
+    expectile: float = 0.7  # CORL iql_tau; IQL authors' expectile
+    temperature: float = 3.0  # CORL beta; IQL authors' temperature (an inverse temperature)
+    discount: float = 0.99  # CORL discount
+    tau: float = 0.005  # CORL tau (target Q's Polyak rate)
+    lr: float = 3e-4  # CORL actor_lr = qf_lr = vf_lr (the actor's cosine-annealed over `steps`)
+    hidden: tuple[int, ...] = (256, 256)  # CORL hidden_dim 256, n_hidden 2 (actor, Q and V)
+    normalize_obs: bool = True  # CORL normalize
+    obs_std_eps: float = 1e-3  # CORL compute_mean_std(dataset["observations"], eps=1e-3): (s - mean) / (std + 1e-3)
+    # CORL normalize_reward: rewards times 1000 / (max - min episode return) (iql.py modify_reward)
+    normalize_reward: bool = False
+    # CORL iql_deterministic: DeterministicPolicy (tanh MLP, loss sum over action dims of the squared
+    # error, weighted by exp_adv); else GaussianPolicy (tanh mean, state-independent log-std)
+    deterministic: bool = False
+    log_std_min: float = -20.0  # CORL LOG_STD_MIN (iql.py l.26); the IQL authors' log_std_min -5.0
+    log_std_max: float = 2.0  # CORL LOG_STD_MAX; IQL authors' LOG_STD_MAX
+    exp_adv_max: float = 100.0  # CORL EXP_ADV_MAX; IQL authors' actor.py jnp.minimum(exp_a, 100.0)
+
+    #: Per-dataset values of each recipe (over the class defaults). CORL's YAMLs differ from the
+    #: values above only on these three sets; the IQL authors' mujoco_config has one setting for all.
+    RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {
+        "corl": {
+            "hopper-medium": {"normalize_reward": True, "deterministic": True, "tau": 0.001},
+            "hopper-medium-replay": {"normalize_reward": True, "deterministic": True, "tau": 0.001},
+            "hopper-medium-expert": {"expectile": 0.5, "temperature": 6.0},
+        },
+        "paper": {
+            "*": {"expectile": 0.7, "temperature": 3.0, "tau": 0.005, "normalize_reward": True,
+                  "deterministic": False, "log_std_min": -5.0, "log_std_max": 2.0, "normalize_obs": False},
+        },
+    }
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.log_std_min < self.log_std_max:
+            raise UsageError(f"log_std_min must be < log_std_max, got {self.log_std_min}, {self.log_std_max}")
 
 
 @ALGORITHMS.register("iql")
@@ -62,7 +109,11 @@ class IQL(TransitionAlgorithm):
     def __init__(self, config: IQLConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
                  seeds: Sequence[int] = (0,)) -> None:
         super().__init__(config, data, spec, device, seeds)
-        self.actor = GaussianActor(self.obs_dim, self.action_dim, config.hidden).to(device)
+        if config.deterministic:
+            self.actor: torch.nn.Module = DeterministicActor(self.obs_dim, self.action_dim, config.hidden).to(device)
+        else:
+            self.actor = GaussianActor(self.obs_dim, self.action_dim, config.hidden,
+                                       log_std_bounds=(config.log_std_min, config.log_std_max)).to(device)
         self.critic = TwinQ(self.obs_dim, self.action_dim, config.hidden).to(device)
         self.critic_target = copy.deepcopy(self.critic)
         self.value = mlp(self.obs_dim, config.hidden, 1).to(device)
@@ -72,10 +123,21 @@ class IQL(TransitionAlgorithm):
         self.actor_sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.actor_optim, max(1, config.steps))
 
     def reward_scale_for(self, data: Dataset) -> float:
+        """``1000 / (max - min)`` of the episode returns where ``normalize_reward`` (locomotion)."""
         if not self.config.normalize_reward or self.spec.domain != "mujoco":
             return 1.0
-        spread = float(data.episode_returns.max() - data.episode_returns.min())
-        return 1000.0 / spread if spread > 0 else 1.0
+        return return_range_reward_scale(data.episode_returns)
+
+    def actor_loss(self, b: dict[str, torch.Tensor], adv: torch.Tensor) -> torch.Tensor:
+        """Per seed: mean of ``min(exp(beta * adv), exp_adv_max)`` times the BC loss, the squared
+        error summed over action dimensions (deterministic) or the negative log-likelihood."""
+        c = self.config
+        weights = torch.exp(c.temperature * adv.detach()).clamp(max=c.exp_adv_max)
+        if c.deterministic:
+            bc = (self.actor(b["obs"]) - b["actions"]).pow(2).sum(-1)
+        else:
+            bc = -self.actor.log_prob(b["obs"], b["actions"])
+        return per_seed(weights * bc)
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         c, b = self.config, self.tensors(batch)
@@ -97,12 +159,7 @@ class IQL(TransitionAlgorithm):
         self.critic_optim.step()
         soft_update(self.critic_target, self.critic, c.tau)
 
-        weights = torch.exp(c.temperature * adv.detach()).clamp(max=EXP_ADV_MAX)
-        if c.deterministic:
-            bc = (self.actor(b["obs"]) - b["actions"]).pow(2).sum(-1)
-        else:
-            bc = -self.actor.log_prob(b["obs"], b["actions"])
-        actor_loss = per_seed(weights * bc)
+        actor_loss = self.actor_loss(b, adv)
         self.actor_optim.zero_grad(set_to_none=True)
         actor_loss.sum().backward()
         self.actor_optim.step()
@@ -110,4 +167,5 @@ class IQL(TransitionAlgorithm):
         return {"value_loss": value_loss.detach(), "critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach()}
 
     def act(self, obs: torch.Tensor, generator: list[torch.Generator]) -> torch.Tensor:
+        """The deterministic actor's action, or the Gaussian's mean (both tanh, inside [-1, 1])."""
         return self.actor(obs)

@@ -317,13 +317,36 @@ class TwinQ(nn.Module):
 
 
 class TanhGaussianActor(nn.Module):
-    """SAC's policy: a Gaussian with state-dependent std, squashed by tanh into [-1, 1]."""
+    """SAC's policy: a Gaussian with state-dependent std, squashed by tanh into [-1, 1].
+
+    ``log_std_bounds``: the clamp of the log-std (default [-5, 2], rlkit's SAC). ``log_std_affine``
+    ``(multiplier, offset)``: the network's log-std head becomes ``m * head + b`` before the clamp,
+    ``m`` and ``b`` learned scalars per seed starting at the given values (CORL's CQL
+    ``TanhGaussianPolicy``: ``log_std_multiplier`` / ``log_std_offset`` ``Scalar`` parameters);
+    ``None`` (default): the head is the log-std."""
 
     LOG_STD_MIN, LOG_STD_MAX = -5.0, 2.0
 
-    def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...]) -> None:
+    def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...],
+                 log_std_bounds: tuple[float, float] = (LOG_STD_MIN, LOG_STD_MAX),
+                 log_std_affine: tuple[float, float] | None = None) -> None:
         super().__init__()
         self.net = mlp(obs_dim, hidden, 2 * action_dim)
+        self.log_std_min, self.log_std_max = float(log_std_bounds[0]), float(log_std_bounds[1])
+        if log_std_affine is not None:
+            s = n_init_seeds()
+            self.log_std_multiplier = nn.Parameter(torch.full((s, 1), float(log_std_affine[0])))
+            self.log_std_offset = nn.Parameter(torch.full((s, 1), float(log_std_affine[1])))
+        else:
+            self.log_std_multiplier = self.log_std_offset = None
+
+    def mean_log_std(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The Gaussian's mean and clamped log-std (before the tanh) at (S, ..., obs) states."""
+        mean, log_std = self.net(obs).chunk(2, dim=-1)
+        if self.log_std_multiplier is not None:
+            shape = (-1, *([1] * (log_std.ndim - 1)))
+            log_std = self.log_std_multiplier.view(shape) * log_std + self.log_std_offset.view(shape)
+        return mean, log_std.clamp(self.log_std_min, self.log_std_max)
 
     def forward(self, obs: torch.Tensor, deterministic: bool = False,
                 noise: Noise | None = None, samples: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
@@ -331,10 +354,9 @@ class TanhGaussianActor(nn.Module):
         the standard normal (S, ...) sample (default: torch's global generator). ``samples > 1``
         on (S, B, d) states: ``samples`` actions per state, (S, B * samples, ...) with each state's
         actions consecutive, from one pass of the network per state (as if each row were repeated)."""
-        mean, log_std = self.net(obs).chunk(2, dim=-1)
+        mean, log_std = self.mean_log_std(obs)
         if samples > 1:
             mean, log_std = mean.repeat_interleave(samples, dim=1), log_std.repeat_interleave(samples, dim=1)
-        log_std = log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
         if deterministic:
             return torch.tanh(mean), torch.zeros(mean.shape[:-1], device=mean.device)
         std = log_std.exp()
@@ -346,8 +368,7 @@ class TanhGaussianActor(nn.Module):
 
     def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Log-probability of given actions in [-1, 1] (clipped just inside for atanh)."""
-        mean, log_std = self.net(obs).chunk(2, dim=-1)
-        log_std = log_std.clamp(self.LOG_STD_MIN, self.LOG_STD_MAX)
+        mean, log_std = self.mean_log_std(obs)
         a = action.clamp(-1 + 1e-6, 1 - 1e-6)
         pre = torch.atanh(a)
         lp = torch.distributions.Normal(mean, log_std.exp()).log_prob(pre).sum(-1)
@@ -356,20 +377,27 @@ class TanhGaussianActor(nn.Module):
 
 class GaussianActor(nn.Module):
     """The policy of IQL, AWAC and the weighted-BC family: mean tanh(MLP(s)), a learned
-    state-independent std per seed; trained by weighted log-likelihood, evaluated at its mean."""
+    state-independent std per seed; trained by weighted log-likelihood, evaluated at its mean.
 
-    def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...]) -> None:
+    ``log_std_bounds``: the clamp of the log-std (default [-5, 2], the IQL authors'; CORL's IQL and
+    AWAC use [-20, 2]). ``tanh_mean=False``: the mean is MLP(s) itself, unbounded (CORL's AWAC)."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...],
+                 log_std_bounds: tuple[float, float] = (-5.0, 2.0), tanh_mean: bool = True) -> None:
         super().__init__()
         self.net = mlp(obs_dim, hidden, action_dim)
         self.log_std = nn.Parameter(torch.zeros(n_init_seeds(), action_dim))
+        self.log_std_min, self.log_std_max = float(log_std_bounds[0]), float(log_std_bounds[1])
+        self.tanh_mean = tanh_mean
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         """The mean action."""
-        return torch.tanh(self.net(obs))
+        out = self.net(obs)
+        return torch.tanh(out) if self.tanh_mean else out
 
     def std(self, like: torch.Tensor) -> torch.Tensor:
         """Each seed's std, shaped to broadcast against (S, ..., action_dim) ``like``."""
-        return per_seed_features(self.log_std.clamp(-5.0, 2.0).exp(), like)
+        return per_seed_features(self.log_std.clamp(self.log_std_min, self.log_std_max).exp(), like)
 
     def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return self.log_prob_at(self(obs), action)
@@ -379,3 +407,47 @@ class GaussianActor(nn.Module):
         computed): ``torch.distributions.Normal(mean, std).log_prob(action).sum(-1)``, written out."""
         std = self.std(mean)
         return (-((action - mean) ** 2) / (2 * std**2) - std.log() - math.log(math.sqrt(2 * math.pi))).sum(-1)
+
+
+class DeterministicActor(nn.Module):
+    """A deterministic policy tanh(MLP(s)) (CORL's IQL ``DeterministicPolicy``: its MLP with a
+    Tanh output, no std parameter), trained by weighted squared error, evaluated as it is."""
+
+    def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...]) -> None:
+        super().__init__()
+        self.net = mlp(obs_dim, hidden, action_dim)
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(self.net(obs))
+
+
+def seed_linears(net: nn.Module) -> list[SeedLinear]:
+    """The :class:`SeedLinear` layers of ``net`` in order."""
+    return [m for m in net.modules() if isinstance(m, SeedLinear)]
+
+
+def orthogonal_init_(net: nn.Module, hidden_gain: float = math.sqrt(2.0), last_gain: float = 1e-2) -> None:
+    """CORL's ``init_module_weights(net, orthogonal_init=True)`` (``algorithms/offline/cql.py``):
+    every linear layer's weight orthogonal with gain ``hidden_gain``, the last one's with
+    ``last_gain``, all biases zero; per seed (call it while building, inside :func:`seeded_init`)."""
+    layers = seed_linears(net)
+    for layer, gain in zip(layers, [hidden_gain] * (len(layers) - 1) + [last_gain]):
+        init_linear_(layer, lambda w, generator, gain=gain: nn.init.orthogonal_(w, gain=gain, generator=generator))
+
+
+def xavier_last_layer_(net: nn.Module, gain: float = 1e-2) -> None:
+    """CORL's ``init_module_weights(net)`` without orthogonal init: only the last linear layer is
+    re-drawn, ``xavier_uniform_(gain)`` with a zero bias; the others keep ``nn.Linear``'s init."""
+    init_linear_(seed_linears(net)[-1], lambda w, generator: nn.init.xavier_uniform_(w, gain=gain, generator=generator))
+
+
+#: CORL's and the IQL authors' reward normalization maps the spread of episode returns to 1000
+#: (CORL ``modify_reward``: ``max_episode_steps=1000``; IQL ``train_offline.py``: ``*= 1000.0``).
+RETURN_RANGE_TARGET = 1000.0
+
+
+def return_range_reward_scale(episode_returns: np.ndarray) -> float:
+    """``1000 / (max return - min return)`` over a dataset's episodes (1 if they are all equal):
+    the reward multiplier of CORL's ``modify_reward`` and the IQL authors' ``normalize``."""
+    spread = float(np.max(episode_returns) - np.min(episode_returns)) if len(episode_returns) else 0.0
+    return RETURN_RANGE_TARGET / spread if spread > 0 else 1.0

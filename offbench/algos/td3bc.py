@@ -23,16 +23,20 @@ from offbench.data.spec import DatasetSpec
 
 @dataclass
 class TD3BCConfig(AlgoConfig):
-    alpha: float = 2.5
-    discount: float = 0.99
-    tau: float = 0.005
-    policy_noise: float = 0.2
-    noise_clip: float = 0.5
-    policy_freq: int = 2
-    actor_lr: float = 3e-4
-    critic_lr: float = 3e-4
-    hidden: tuple[int, ...] = (256, 256)
-    normalize_obs: bool = True
+    """CORL's ``configs/offline/td3_bc/*_v2.yaml`` (one value on every D4RL locomotion set) and
+    ``algorithms/offline/td3_bc.py``."""
+
+    alpha: float = 2.5  # CORL alpha
+    discount: float = 0.99  # CORL discount
+    tau: float = 0.005  # CORL tau (targets move on actor-update steps only, td3_bc.py l.376-378)
+    policy_noise: float = 0.2  # CORL policy_noise (times max_action 1)
+    noise_clip: float = 0.5  # CORL noise_clip
+    policy_freq: int = 2  # CORL policy_freq
+    actor_lr: float = 3e-4  # CORL td3_bc.py l.454: Adam(lr=3e-4), hard-coded
+    critic_lr: float = 3e-4  # CORL td3_bc.py l.457, l.459
+    hidden: tuple[int, ...] = (256, 256)  # CORL Actor / Critic: two hidden layers of 256
+    normalize_obs: bool = True  # CORL normalize
+    obs_std_eps: float = 1e-3  # CORL compute_mean_std(dataset["observations"], eps=1e-3): (s - mean) / (std + 1e-3)
 
 
 @ALGORITHMS.register("td3bc")
@@ -73,6 +77,8 @@ class TD3BC(TransitionAlgorithm):
         action = self.pi(b["obs"])
         with frozen(self.critic):
             q = self.critic.q1(torch.cat([b["obs"], action], dim=-1)).squeeze(-1)
+        # CORL: lmbda = alpha / q.abs().mean().detach() (td3_bc.py l.366); the floor only keeps a
+        # Q that is exactly 0 everywhere from dividing by zero
         lam = self.config.alpha / per_seed(q.abs()).detach().clamp_min(1e-6)
         return -lam * per_seed(q) + per_seed((action - b["actions"]).pow(2))
 
