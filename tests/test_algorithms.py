@@ -135,10 +135,17 @@ def test_iql_uses_the_published_hopper_medium_expert_setting() -> None:
     assert (cfg.expectile, cfg.temperature) == (0.7, 3.0)
 
 
-def test_dt_large_batch_preset() -> None:
+def test_dt_recipes_corl_by_default_on_d4rl_and_the_paper_on_request() -> None:
+    """The old ``preset=large-batch`` (batch and lr only) became CORL's whole recipe, the D4RL default."""
     from offbench.data.spec import get_spec
 
-    base = get_algorithm("dt").Config.for_dataset(get_spec("walker2d-medium"))
-    cfg = base.with_overrides({"preset": "large-batch"})
-    assert (cfg.batch_size, cfg.lr, cfg.context, cfg.embed_dim) == (4096, 8e-4, 20, 128)
-    assert base.with_overrides({"preset": "large-batch", "lr": "1e-3"}).lr == 1e-3  # explicit keys win
+    spec = get_spec("walker2d-medium")
+    cls = get_algorithm("dt").Config
+    cfg = cls.for_dataset(spec)
+    assert cfg.recipe == "corl"
+    assert (cfg.batch_size, cfg.lr, cfg.context, cfg.embed_dim, cfg.activation, cfg.init, cfg.eval_every) == \
+        (4096, 8e-4, 20, 128, "gelu", "normal-all", 5_000)
+    paper = cls.resolve(spec, {"recipe": "paper"})
+    assert (paper.batch_size, paper.lr, paper.activation, paper.init, paper.eval_every) == \
+        (64, 1e-4, "relu", "gpt2-blocks", 10_000)
+    assert cls.resolve(spec, {"recipe": "corl", "lr": "1e-3"}).lr == 1e-3  # explicit keys win

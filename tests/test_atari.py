@@ -65,6 +65,11 @@ def test_atari_presets_of_dt_and_cql() -> None:
     dt = get_algorithm("dt").Config.for_dataset(get_spec("pong-1pct"))
     assert (dt.context, dt.batch_size, dt.n_layers, dt.n_heads, dt.lr, tuple(dt.betas), dt.weight_decay) == \
         (50, 512, 6, 8, 6e-4, (0.9, 0.95), 0.1)
-    assert get_algorithm("dt").Config.for_dataset(get_spec("breakout-1pct")).context == 30
+    breakout = get_algorithm("dt").Config.for_dataset(get_spec("breakout-1pct"))
+    assert breakout.context == 30 and breakout.recipe == "paper"
+    # kzl atari/run.sh: 5 epochs; Pong 5 x ceil((500k - 150) / 512), the others 5 x ceil((500k - 90) / 128)
+    # (the budget was 20k steps for every game before the recipes); minGPT's grad clip, init and positions
+    assert (dt.steps, breakout.steps, dt.grad_clip, dt.init, dt.positions, dt.embed_ln, dt.embed_tanh) == \
+        (4_885, 19_530, 1.0, "mingpt", "global+token", False, True)
     cql = get_algorithm("cql").Config.for_dataset(get_spec("breakout-1pct"))
     assert cql.alpha == 4.0 and cql.target_update_every == 2000

@@ -73,10 +73,14 @@ def test_transition_sampler_next_observations_stay_in_episode() -> None:
 def test_top_fraction_by_timesteps_and_trajectories() -> None:
     d = toy()
     assert top_fraction(d, 0.2, "timesteps").episode_returns.tolist() == [10]  # 2 of 9 steps
-    assert top_fraction(d, 0.3, "timesteps").episode_returns.tolist() == [6, 10]  # needs 2.7 steps
-    assert top_fraction(d, 0.5, "trajectories").episode_returns.tolist() == [6, 10]
+    # whole trajectories, best first, while their steps fit in the fraction's budget (kzl's loop)
+    assert top_fraction(d, 0.3, "timesteps").episode_returns.tolist() == [10]  # budget int(2.7) = 2 steps
+    assert top_fraction(d, 0.6, "timesteps").episode_returns.tolist() == [6, 10]  # budget 5 = 2 + 3
+    # CORL: the best max(1, int(fraction * episodes)) trajectories
+    assert top_fraction(d, 0.5, "trajectories").episode_returns.tolist() == [10]  # max(1, int(1.5))
+    assert top_fraction(d, 0.7, "trajectories").episode_returns.tolist() == [6, 10]
     assert top_fraction(d, 1.0).num_episodes == 3
-    kept = top_fraction(d, 0.3)
+    kept = top_fraction(d, 0.6)
     assert kept.returns_to_go.tolist() == [6, 5, 3, 10, 0] and kept.episode_starts.tolist() == [0, 3]
     assert successful(d).episode_returns.tolist() == [10]
     with pytest.raises(ValueError):

@@ -1,11 +1,31 @@
 """Decision Transformer (Chen et al. 2021): a causal GPT over (return-to-go, state, action) tokens.
 
-Each timestep contributes three tokens, embedded separately and summed with one learned
-embedding of the timestep; the token sequence is layer-normalized and passed through causal
+Each timestep contributes three tokens, embedded separately; positions come either from one
+learned embedding of the timestep added to each of the step's tokens (the gym code) or from one
+learned embedding of the window's first timestep plus a learned embedding per token position
+(the Atari code). The token sequence is optionally layer-normalized and passed through causal
 self-attention blocks. The action at step t is predicted from the hidden state of the state
 token s_t, which sees R_1, s_1, a_1, ..., R_t, s_t but not a_t. Discrete actions are trained with
 cross-entropy, continuous ones with mean squared error on a tanh head. At evaluation the policy
 is conditioned on a target return and subtracts the observed rewards from it.
+
+Recipes (``--set dt.recipe=NAME``), applied over the domain's defaults:
+
+- ``paper``: the DT paper's code, kzl/decision-transformer @ e2d82e6. On D4RL its ``gym/``
+  recipe (``experiment.py`` argparse l.284-304: K 20, embed 128, 3 layers, 1 head, ReLU, dropout
+  0.1, AdamW lr 1e-4 wd 1e-4 on every parameter, linear warmup 10k then constant, clip 0.25
+  (``seq_trainer.py``), batch 64, 10 x 10k steps) with its init: GPT2's ``_init_weights``
+  (``trajectory_gpt2.py`` l.356-366) runs inside ``GPT2Model.__init__`` (l.526), so only the
+  blocks' linear layers get N(0, 0.02) weights and zero biases (layer norms 1/0), while DT's own
+  embeddings, ``embed_ln`` and prediction head, made after it in ``decision_transformer.py``,
+  keep PyTorch's default init (``init="gpt2-blocks"``). On Atari its ``atari/`` recipe (the
+  ``atari`` domain's defaults, below). Default recipe of the ``keytodoor`` and ``atari`` domains.
+- ``corl``: CORL's DT (corl-team/CORL @ eeeeef2, ``algorithms/offline/dt.py`` and
+  ``configs/offline/dt/*/*_v2.yaml``): as ``paper`` but batch 4096, lr 8e-4 (YAML), GELU
+  (l.247), N(0, 0.02) init on every Linear and Embedding with zero biases (``_init_weights``
+  l.329-336, applied to the whole model), evaluation every 5k steps with 100 episodes per target.
+  Default recipe of the ``mujoco`` domain: CORL's table is what ``offbench report --compare
+  published`` shows for D4RL.
 """
 
 from __future__ import annotations
@@ -24,13 +44,17 @@ from offbench.algos.base import ALGORITHMS, AlgoConfig, Algorithm
 from offbench.algos.nets import (
     NatureCNN,
     ObsNormalizer,
+    SeedConv2d,
     SeedEmbedding,
     SeedLayerNorm,
     SeedLinear,
     SeedNoise,
     adamw,
     clip_grad_norm_per_seed,
+    init_linear_,
     is_image,
+    n_init_seeds,
+    reinit_,
     sample_or_argmax,
 )
 from offbench.data.dataset import Dataset, WindowSampler
@@ -38,15 +62,40 @@ from offbench.data.spec import DatasetSpec
 from offbench.errors import UsageError
 
 
+#: minGPT's Atari learning-rate schedule counts tokens (``trainer_atari.py`` l.116-127):
+#: ``warmup_tokens=512*20`` and ``final_tokens=2*len(train_dataset)*context*3``
+#: (``run_dt_atari.py`` l.85-86), with ``len(train_dataset) = len(data) - 3 * context`` (l.50).
+MINGPT_WARMUP_TOKENS = 512 * 20
+
+INITS = ("default", "gpt2-blocks", "normal-all", "mingpt")
+
+
 @dataclass
 class DTConfig(AlgoConfig):
-    """The paper's gym recipe by default.
+    """The paper's gym recipe by default (see the module docstring for the recipes).
+
+    Atari (the ``atari`` domain; kzl ``atari/run.sh``, ``run_dt_atari.py``, ``mingpt/model_atari.py``,
+    ``mingpt/trainer_atari.py``): K 30 (Pong 50), 6 layers, 8 heads, embed 128, GELU, dropout 0.1;
+    return-to-go embedding Linear -> Tanh on the unscaled return, action embedding Embedding -> Tanh,
+    the Nature-DQN frame encoder ending in a Tanh, no LayerNorm on the embeddings; positions: one
+    learned embedding of the window's first timestep (zero-init) plus a learned embedding per token
+    position (zero-init); minGPT's init (blocks, final LayerNorm and a bias-free head N(0, 0.02),
+    action embedding N(0, 0.02), the return and frame encoders PyTorch's default); AdamW lr 6e-4
+    betas (0.9, 0.95), weight decay 0.1 on Linear/Conv weights only; minGPT's token-counted schedule
+    (warmup 10,240 tokens, cosine to a 10% floor at 2 x 3 x len(data) x K tokens); clip 1.0;
+    windows that would run past an episode's end moved back to end there; sampled actions; 10
+    episodes per evaluation. 5 epochs over the 500k-transition sets, as kzl counts them
+    (``len(dataset) = N - 3K``, ``DataLoader`` keeps the last partial batch): 5 x ceil(499,910 / 128)
+    = 19,530 steps (Pong: 5 x ceil(499,850 / 512) = 4,885), evaluated once per epoch as there. At
+    evaluation the global position is the current step (``trainer_atari.py`` l.217), not the
+    window's first one as in training: the original's mismatch, kept.
 
     Key-to-Door (the paper publishes no hyperparameters for it): the whole episode (24 steps) is
     the context; a small model (embed 32, 2 layers, no dropout), lr 1e-2 decayed by a cosine to
     1e-3 over 10k steps, chosen by measurement so that three seeds train in minutes on a 2-core
     CPU; greedy actions, as the paper's BC scoring below the random policy implies deterministic
-    evaluation.
+    evaluation. It keeps PyTorch's default init (``init="default"``, the class default), which its
+    tuning assumed; the paper's gym code would give ``gpt2-blocks``.
     """
 
     steps: int = 100_000
@@ -62,35 +111,61 @@ class DTConfig(AlgoConfig):
     lr: float = 1e-4
     weight_decay: float = 1e-4
     warmup_steps: int = 10_000
-    lr_schedule: str = "constant"  # after warmup: constant (gym recipe) | cosine (decay to 10%, Atari recipe)
+    # after warmup: constant (gym recipe) | cosine (decay to 10% over the budget) | mingpt (kzl's Atari
+    # trainer: warmup and cosine counted in tokens, floor 10%; ``warmup_steps`` unused)
+    lr_schedule: str = "constant"
     grad_clip: float = 0.25
     rtg_scale: float = 1000.0
     normalize_obs: bool = True
     sample_actions: bool = True  # discrete actions: sample from the softmax (else argmax)
     betas: tuple[float, float] = (0.9, 0.999)
-    preset: str = "paper"  # paper | large-batch (CORL's: batch 4096, lr 8e-4); `--set dt.preset=large-batch`
-
-    PRESETS: ClassVar[dict[str, dict[str, Any]]] = {
-        "paper": {},
-        "large-batch": {"batch_size": 4096, "lr": 8e-4},
-    }
+    recipe: str = "paper"  # paper (kzl) | corl (CORL's DT); `--set dt.recipe=corl`
+    # default: PyTorch's | gpt2-blocks: N(0, 0.02) weights and zero biases in the blocks only (kzl gym)
+    # | normal-all: every Linear and Embedding (CORL; its fused q/k/v in-projection is
+    # nn.MultiheadAttention's raw parameter, which CORL's apply does not reach: xavier-uniform, zero
+    # bias, as there) | mingpt: blocks, head and action embedding (kzl Atari)
+    init: str = "default"
+    embed_tanh: bool = False  # tanh on the return and action embeddings (Atari)
+    embed_ln: bool = True  # LayerNorm over the token embeddings (gym; not in the Atari model)
+    positions: str = "timestep"  # timestep (gym: per step, on each token) | global+token (Atari)
+    head_bias: bool = True  # the action head's bias (minGPT's head has none)
+    decay_weights_only: bool = False  # weight decay on Linear/Conv weights only (minGPT), else on all
+    windows: str = "padded"  # padded (left-padded at an episode's end) | end-aligned (moved back, Atari)
 
     def validate(self) -> None:
         super().validate()
-        if self.lr_schedule not in ("constant", "cosine"):
-            raise UsageError(f"lr_schedule must be constant or cosine, got '{self.lr_schedule}'")
+        if self.lr_schedule not in ("constant", "cosine", "mingpt"):
+            raise UsageError(f"lr_schedule must be constant, cosine or mingpt, got '{self.lr_schedule}'")
         if self.embed_dim % self.n_heads:
             raise UsageError(f"embed_dim ({self.embed_dim}) must be divisible by n_heads ({self.n_heads})")
+        for key, value, allowed in (("init", self.init, INITS),
+                                    ("positions", self.positions, ("timestep", "global+token")),
+                                    ("windows", self.windows, ("padded", "end-aligned")),
+                                    ("activation", self.activation, ("relu", "gelu"))):
+            if value not in allowed:
+                raise UsageError(f"{key} must be one of {', '.join(allowed)}; got '{value}'")
+        if self.context < 1:
+            raise UsageError(f"context must be >= 1, got {self.context}")
 
-    #: Pong: context 50 and batch 512 (DT paper).
-    DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {"pong-1pct": {"context": 50, "batch_size": 512}}
+    RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {
+        "paper": {"*": {}},  # the class defaults and the domain's
+        "corl": {"*": dict(batch_size=4096, lr=8e-4, activation="gelu", init="normal-all", eval_every=5_000,
+                           eval_episodes=100)},
+    }
+
+    #: Pong: context 50 and batch 512 (``run.sh``), 5 epochs (see above).
+    DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
+        "pong-1pct": {"context": 50, "batch_size": 512, "steps": 4_885, "eval_every": 977},
+    }
 
     DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
-        # Atari (DT paper): K 30, 6 layers, 8 heads, embed 128, GELU, AdamW lr 6e-4 betas (0.9, 0.95) wd 0.1,
-        # warmup then cosine decay, batch 128, 5 epochs over 500k transitions (~20k steps), sampled actions
-        "atari": dict(steps=20_000, batch_size=128, eval_every=5_000, eval_episodes=10, context=30, embed_dim=128,
+        # D4RL: CORL's recipe by default; the paper's keeps its GPT2 init
+        "mujoco": dict(recipe="corl", init="gpt2-blocks"),
+        "atari": dict(steps=19_530, batch_size=128, eval_every=3_906, eval_episodes=10, context=30, embed_dim=128,
                       n_layers=6, n_heads=8, dropout=0.1, activation="gelu", lr=6e-4, weight_decay=0.1,
-                      betas=(0.9, 0.95), warmup_steps=500, lr_schedule="cosine", rtg_scale=1.0, normalize_obs=False),
+                      betas=(0.9, 0.95), lr_schedule="mingpt", grad_clip=1.0, rtg_scale=1.0, normalize_obs=False,
+                      init="mingpt", embed_tanh=True, embed_ln=False, positions="global+token", head_bias=False,
+                      decay_weights_only=True, windows="end-aligned"),
         "keytodoor": dict(steps=10_000, batch_size=64, eval_every=2_000, eval_episodes=100, context=24,
                           embed_dim=32, n_layers=2, dropout=0.0, lr=1e-2, warmup_steps=100,
                           lr_schedule="cosine", rtg_scale=1.0, normalize_obs=False, sample_actions=False),
@@ -141,6 +216,21 @@ class Block(nn.Module):
         return noise.dropout(y, self.dropout) if noise is not None else y
 
 
+def _normal_002(t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return nn.init.normal_(t, 0.0, 0.02, generator=generator)
+
+
+def _xavier(t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    return nn.init.xavier_uniform_(t, generator=generator)
+
+
+def _rows(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Per-seed row lookup: table (S, N, D), integer idx (S, ...) -> (S, ..., D)."""
+    s, n = table.shape[:2]
+    offset = torch.arange(s, device=idx.device).view(s, *([1] * (idx.ndim - 1))) * n
+    return F.embedding(idx + offset, table.reshape(s * n, -1))
+
+
 class DecisionTransformer(nn.Module):
     """GPT over interleaved (R, s, a) tokens; returns action predictions at every state token.
     One model per seed on the leading axis (see :mod:`offbench.algos.nets`)."""
@@ -150,16 +240,57 @@ class DecisionTransformer(nn.Module):
         super().__init__()
         d = cfg.embed_dim
         self.discrete, self.dropout = discrete, cfg.dropout
-        self.embed_timestep = SeedEmbedding(max_timestep + 1, d)
+        self.positions, self.embed_tanh = cfg.positions, cfg.embed_tanh
+        if cfg.positions == "timestep":
+            self.embed_timestep = SeedEmbedding(max_timestep + 1, d)
         self.embed_return = SeedLinear(1, d)
         # frame stacks: the Nature-DQN encoder with a tanh, as the paper's Atari model; vectors: linear
         self.embed_state = NatureCNN(obs_shape, d, nn.Tanh) if is_image(obs_shape) else SeedLinear(int(np.prod(obs_shape)), d)
         self.embed_action = SeedEmbedding(action_dim, d) if discrete else SeedLinear(action_dim, d)
-        self.embed_ln = SeedLayerNorm(d)
+        self.embed_ln = SeedLayerNorm(d) if cfg.embed_ln else None
         self.blocks = nn.ModuleList(Block(d, cfg.n_heads, cfg.dropout, cfg.activation) for _ in range(cfg.n_layers))
         self.ln_f = SeedLayerNorm(d)
         self.predict_action = SeedLinear(d, action_dim)
+        if not cfg.head_bias:  # minGPT's head: nn.Linear(..., bias=False); a zero buffer keeps SeedLinear's kernel
+            del self.predict_action.bias
+            self.predict_action.register_buffer("bias", torch.zeros(n_init_seeds(), 1, action_dim))
+        if cfg.positions == "global+token":  # minGPT: nn.Parameter(torch.zeros(...)), never re-initialized
+            s = n_init_seeds()
+            self.pos_emb = nn.Parameter(torch.zeros(s, 3 * cfg.context + 1, d))
+            self.global_pos_emb = nn.Parameter(torch.zeros(s, max_timestep + 1, d))
         self.max_timestep = max_timestep
+        self._init(cfg.init)
+
+    def _init(self, init: str) -> None:
+        """Re-draw the weights ``init`` names, per seed (inside :func:`~offbench.algos.nets.seeded_init`
+        each seed from its own generator); layer norms are 1/0 from construction in every case."""
+        block_linears = [m for b in self.blocks for m in (b.qkv, b.proj, b.fc, b.out)]
+        if init == "gpt2-blocks":  # kzl gym: GPT2Model.init_weights reaches only the transformer
+            for layer in block_linears:
+                init_linear_(layer, _normal_002)
+        elif init == "mingpt":  # kzl Atari: self.apply(_init_weights) before the encoders exist
+            for layer in [*block_linears, self.predict_action]:
+                init_linear_(layer, _normal_002)
+            if self.discrete:  # nn.init.normal_(self.action_embeddings[0].weight, std=0.02) (l.157)
+                reinit_(self.embed_action.weight, _normal_002)
+        elif init == "normal-all":  # CORL: self.apply(_init_weights) over the whole model
+            qkv = {id(b.qkv) for b in self.blocks}
+            for m in self.modules():
+                if isinstance(m, SeedLinear):
+                    init_linear_(m, _xavier if id(m) in qkv else _normal_002)
+                elif isinstance(m, SeedEmbedding):
+                    reinit_(m.weight, _normal_002)
+
+    def _position_embeddings(self, timesteps: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """minGPT's positions (``model_atari.py`` l.256-258) for left-padded windows (S, B, K):
+        the global embedding of the first real step's timestep, broadcast over the window, plus the
+        per-token embedding counted from the first real token (a padded window is positioned as
+        minGPT positions the shorter, unpadded one) -> (S, B, 3K, D)."""
+        k = mask.shape[-1]
+        pad = k - mask.sum(-1).round().long()  # (S, B) left-padded steps
+        token = (torch.arange(3 * k, device=mask.device) - 3 * pad.unsqueeze(-1)).clamp_min(0)
+        first = timesteps.gather(-1, pad.clamp(max=k - 1).unsqueeze(-1)).squeeze(-1).clamp(0, self.max_timestep)
+        return _rows(self.pos_emb, token) + _rows(self.global_pos_emb, first).unsqueeze(2)
 
     def forward(self, states: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
                 timesteps: torch.Tensor, mask: torch.Tensor, noise: SeedNoise | None = None,
@@ -172,13 +303,18 @@ class DecisionTransformer(nn.Module):
         evaluated for the last state token alone: the same numbers as ``[:, :, -1]``, cheaper.
         The final block always computes only the state tokens' outputs (the only ones predicted from)."""
         s, b, k = mask.shape
-        time = self.embed_timestep(timesteps.clamp(0, self.max_timestep))
-        tokens = torch.stack([
-            self.embed_return(returns_to_go.unsqueeze(-1)) + time,
-            self.embed_state(states) + time,
-            self.embed_action(actions) + time,
-        ], dim=3).reshape(s, b, 3 * k, -1)  # R_1, s_1, a_1, R_2, ...
-        x = self.embed_ln(tokens)
+        ret = self.embed_return(returns_to_go.unsqueeze(-1))
+        state, action = self.embed_state(states), self.embed_action(actions)
+        if self.embed_tanh:
+            ret, action = torch.tanh(ret), torch.tanh(action)
+        if self.positions == "timestep":
+            time = self.embed_timestep(timesteps.clamp(0, self.max_timestep))
+            ret, state, action = ret + time, state + time, action + time
+        x = torch.stack([ret, state, action], dim=3).reshape(s, b, 3 * k, -1)  # R_1, s_1, a_1, R_2, ...
+        if self.positions == "global+token":
+            x = x + self._position_embeddings(timesteps, mask)
+        if self.embed_ln is not None:
+            x = self.embed_ln(x)
         if noise is not None:
             x = noise.dropout(x, self.dropout)
         valid = mask.bool().reshape(s * b, k).repeat_interleave(3, dim=1)  # (S * B, 3K)
@@ -226,7 +362,10 @@ class DTPolicy:
         self.rtg = self._push(self.rtg, self.next_rtg)
         self.actions = self._push(self.actions, torch.zeros_like(self.actions[:, :, 0]))
         real = min(t + 1, k)  # steps of this episode in the window (the rest is left padding)
-        steps = torch.arange(t + 1 - k, t + 1, device=a.device).clamp_min(0).expand(s, n, -1)
+        if a.config.positions == "global+token":  # kzl's trainer_atari passes the current step (l.217)
+            steps = torch.full((s, n, k), t, dtype=torch.long, device=a.device)
+        else:
+            steps = torch.arange(t + 1 - k, t + 1, device=a.device).clamp_min(0).expand(s, n, -1)
         mask = torch.zeros(s, n, k, device=a.device)
         mask[:, :, k - real :] = 1
         out = a.model(self.states, self.actions, self.rtg / a.config.rtg_scale, steps, mask, last_only=True)
@@ -237,6 +376,46 @@ class DTPolicy:
     def observe(self, rewards: np.ndarray) -> None:
         self.next_rtg = self.rtg[:, :, -1] - self.algo.to_tensor(rewards)
         self.t += 1
+
+
+class EndAlignedWindowSampler(WindowSampler):
+    """kzl's Atari windows (``run_dt_atari.py`` l.53-59): a window that would run past its
+    episode's end is moved back to end there, so it is full whenever the episode holds K steps
+    (kzl's may then reach into the previous episode; these are left-padded instead). Starts are
+    uniform over the steps, as kzl's shuffled indices (up to its last ``3K`` rows, never drawn)."""
+
+    def sample(self) -> dict[str, np.ndarray]:
+        d, k, b = self.data, self.context, self.batch_size
+        ep = self.rng.choice(d.num_episodes, size=b, p=self._p)
+        length = d.episode_lengths[ep]
+        offset = np.maximum(np.minimum((self.rng.random(b) * length).astype(np.int64), length - k), 0)
+        valid = np.minimum(k, length - offset)  # steps in the window
+        pos = np.arange(k)[None, :] - (k - valid)[:, None]  # step index within the window, <0 = pad
+        mask = pos >= 0
+        idx = np.where(mask, d.episode_starts[ep][:, None] + offset[:, None] + pos, 0)
+        states = d.states(idx)
+        m = mask.reshape(b, k, *([1] * (states.ndim - 2)))
+        act_mask = mask.reshape(b, k, *([1] * (d.actions.ndim - 1)))
+        return {
+            "observations": np.where(m, states, 0).astype(d.observations.dtype),
+            "actions": np.where(act_mask, d.actions[idx], 0).astype(d.actions.dtype),
+            "rewards": np.where(mask, d.rewards[idx], 0).astype(np.float32),
+            "returns_to_go": np.where(mask, d.returns_to_go[idx], 0).astype(np.float32),
+            "timesteps": np.where(mask, d.timesteps[idx], 0).astype(np.int64),
+            "mask": mask.astype(np.float32),
+        }
+
+
+def param_groups(model: nn.Module, weight_decay: float, weights_only: bool) -> list[dict[str, Any]]:
+    """AdamW's parameter groups: every parameter decayed (kzl gym, CORL), or (``weights_only``,
+    minGPT's ``configure_optimizers``, ``model_atari.py`` l.171-217) only Linear and Conv2d
+    weights, with biases, layer norms, embeddings and position embeddings undecayed."""
+    if not weights_only:
+        return [{"params": list(model.parameters()), "weight_decay": weight_decay}]
+    decay = [m.weight for m in model.modules() if isinstance(m, (SeedLinear, SeedConv2d))]
+    ids = {id(p) for p in decay}
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": [p for p in model.parameters() if id(p) not in ids], "weight_decay": 0.0}]
 
 
 @ALGORITHMS.register("dt")
@@ -259,13 +438,28 @@ class DT(Algorithm):
         max_t = int(data.episode_lengths.max()) if spec.domain == "atari" else \
             max(spec.max_episode_steps, int(data.episode_lengths.max()))
         self.model = DecisionTransformer(self.obs_shape, self.action_dim, self.discrete, max_t, config).to(device)
-        self.optim = adamw(self.model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
-                                       betas=tuple(config.betas))
+        self.optim = adamw(param_groups(self.model, config.weight_decay, config.decay_weights_only), lr=config.lr,
+                           weight_decay=config.weight_decay, betas=tuple(config.betas))
+        # minGPT: final_tokens = 2 * len(train_dataset) * K * 3, len(train_dataset) = len(data) - 3K
+        self.final_tokens = 2 * max(1, len(data) - 3 * config.context) * config.context * 3
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.optim, self.lr_factor)
 
     def lr_factor(self, step: int) -> float:
-        """Linear warmup, then constant or a cosine decay to 10% at the end of the budget."""
+        """The learning-rate multiplier of update ``step`` (0-based): linear warmup, then constant or
+        a cosine decay to 10% at the end of the budget; or minGPT's token-counted schedule
+        (``trainer_atari.py`` l.116-127), which sets the rate after each update from the tokens seen
+        (batch x K per update), so its first update runs at the full rate."""
         c = self.config
+        if c.lr_schedule == "mingpt":
+            if step == 0:
+                return 1.0
+            tokens = step * c.batch_size * c.context
+            if tokens < MINGPT_WARMUP_TOKENS:
+                return tokens / MINGPT_WARMUP_TOKENS
+            # progress capped at 1 (minGPT's is not: its cosine would rise again past final_tokens, which
+            # kzl's 5 epochs never reach: 5 / 6 of them)
+            progress = min(1.0, (tokens - MINGPT_WARMUP_TOKENS) / max(1, self.final_tokens - MINGPT_WARMUP_TOKENS))
+            return max(0.1, 0.5 * (1.0 + math.cos(math.pi * progress)))
         if step < c.warmup_steps:
             return (step + 1) / c.warmup_steps
         if c.lr_schedule == "cosine":
@@ -274,7 +468,8 @@ class DT(Algorithm):
         return 1.0
 
     def make_sampler(self, data: Dataset, rng: np.random.Generator) -> WindowSampler:
-        return WindowSampler(data, self.config.context, self.config.batch_size, rng)
+        cls = EndAlignedWindowSampler if self.config.windows == "end-aligned" else WindowSampler
+        return cls(data, self.config.context, self.config.batch_size, rng)
 
     def loss(self, batch: dict[str, np.ndarray]) -> torch.Tensor:
         """Each seed's (S,) mean action loss over the real (unpadded) steps of its windows."""

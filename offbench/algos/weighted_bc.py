@@ -9,14 +9,16 @@
   normalized by a running root-mean-square as in MARWIL, and clipped at ``max_weight`` (20, AWR).
 
 Both reuse BC's network and loss (cross-entropy or MSE on tanh outputs), weighted per sample and
-divided by the dataset's mean weight so the learning rate keeps its meaning.
+divided by the dataset's mean weight so the learning rate keeps its meaning. They have one recipe,
+BC's ``corl`` (the Markov network and Adam): their weights are per transition, which BC's
+windowed ``paper`` model does not sample.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -26,6 +28,7 @@ from offbench.algos.bc import BC, BCConfig
 from offbench.algos.nets import adam, per_seed, state_network
 from offbench.data.dataset import Dataset, TransitionSampler
 from offbench.data.spec import DatasetSpec
+from offbench.errors import UsageError
 
 
 def rwr_weights(data: Dataset, temperature: float) -> np.ndarray:
@@ -42,9 +45,25 @@ def awr_weights(advantage: torch.Tensor, mean_square: torch.Tensor, beta: float,
     return torch.exp(scaled.clamp(max=float(np.log(max_weight)))).clamp(max=max_weight)
 
 
+#: The one recipe of the weighted family: BC's Markov network (``corl``).
+MARKOV_ONLY: dict[str, dict[str, dict[str, Any]]] = {"corl": {"*": {}}}
+
+
+def _markov_only(cfg: BCConfig) -> None:
+    if cfg.windowed:
+        raise UsageError(f"{type(cfg).__name__}: context and dropout are for bc's windowed recipe; the weighted "
+                         f"family trains the Markov network on single transitions")
+
+
 @dataclass
 class RWRConfig(BCConfig):
     temperature: float = 0.1
+
+    RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = MARKOV_ONLY
+
+    def validate(self) -> None:
+        super().validate()
+        _markov_only(self)
 
 
 @dataclass
@@ -54,6 +73,12 @@ class AWRConfig(BCConfig):
     max_weight: float = 20.0
     value_lr: float = 3e-4
     rms_momentum: float = 1e-2  # update rate of the running mean square of advantages
+
+    RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = MARKOV_ONLY
+
+    def validate(self) -> None:
+        super().validate()
+        _markov_only(self)
 
 
 @ALGORITHMS.register("rwr")

@@ -8,24 +8,35 @@ from offbench.data.dataset import Dataset
 
 
 def top_fraction(data: Dataset, fraction: float, by: str = "timesteps") -> Dataset:
-    """The best episodes by return.
+    """The best whole episodes by undiscounted return, as the two publications select them.
 
-    ``by="timesteps"`` (DT paper's %BC): whole episodes, best first, until they hold at least
-    ``fraction`` of all timesteps. ``by="trajectories"`` (CORL's "10% BC"): the best
-    ``ceil(fraction * episodes)`` episodes. Ties are broken by episode order (stable sort).
+    ``by="timesteps"`` (the Decision Transformer paper's %BC, kzl/decision-transformer
+    ``gym/experiment.py`` l.101-113): a budget of ``max(int(fraction * steps), 1)`` timesteps; the
+    best episode is always kept, then episodes in return order while the running count stays
+    within the budget, stopping at the first one that would exceed it (no skipping ahead).
+    ``by="trajectories"`` (CORL's "10% BC", ``any_percent_bc.py`` ``keep_best_trajectories``
+    l.228-229, ``discount: 1.0`` in ``configs/offline/bc_10``): the best
+    ``max(1, int(fraction * episodes))`` episodes. Both sort with the reference's own expression
+    (``np.argsort(returns)``, kzl ascending from the end; CORL ``[::-1]``), so ties fall as there.
     """
     if not 0 < fraction <= 1:
         raise ValueError(f"fraction must be in (0, 1], got {fraction}")
-    order = np.argsort(-data.episode_returns, kind="stable")
+    returns, lengths = data.episode_returns, data.episode_lengths
     if by == "timesteps":
-        covered = np.cumsum(data.episode_lengths[order])
-        n = int(np.searchsorted(covered, fraction * len(data) - 1e-9) + 1)
+        budget = max(int(fraction * int(lengths.sum())), 1)
+        order = np.argsort(returns)  # lowest to highest
+        n, covered, ind = 1, int(lengths[order[-1]]), len(order) - 2
+        while ind >= 0 and covered + int(lengths[order[ind]]) <= budget:
+            covered += int(lengths[order[ind]])
+            n += 1
+            ind -= 1
+        chosen = order[-n:]
     elif by == "trajectories":
-        n = int(np.ceil(fraction * data.num_episodes))
+        chosen = np.argsort(returns, axis=0)[::-1][: max(1, int(fraction * len(returns)))]
     else:
         raise ValueError(f"by must be 'timesteps' or 'trajectories', got {by!r}")
     keep = np.zeros(data.num_episodes, dtype=bool)
-    keep[order[: min(n, data.num_episodes)]] = True
+    keep[chosen] = True
     return data.select_episodes(keep)
 
 
