@@ -4,24 +4,25 @@ A reference point for offbench's own throughput numbers. Run it in a SEPARATE vi
 that has d3rlpy installed; d3rlpy is never a dependency of offbench. The environment used here
 (torch pinned first so that pip never resolves torch itself and pulls the CUDA wheels):
 
-    python3 -m venv /work/d3venv
-    /work/d3venv/bin/pip install torch==2.13.0
-    echo torch==2.13.0 > /tmp/torch-pin.txt
-    /work/d3venv/bin/pip install -c /tmp/torch-pin.txt d3rlpy==2.8.1
-    /work/d3venv/bin/python -c "import d3rlpy; print(d3rlpy.__version__)"
+    python3 -m venv .d3venv
+    .d3venv/bin/pip install torch==2.13.0
+    echo torch==2.13.0 > torch-pin.txt
+    .d3venv/bin/pip install -c torch-pin.txt d3rlpy==2.8.1 mujoco==4.0.0 imageio  # MuJoCo: parity.py evaluates Hopper
+    .d3venv/bin/python -c "import d3rlpy; print(d3rlpy.__version__)"
 
 (d3rlpy 2.8.1 requires torch>=2.5, so the pin is kept; should a later d3rlpy ask for another torch,
 install it with --no-deps and its other requirements by hand.)
 
 Usage:
 
-    /work/d3venv/bin/python benchmarks/d3rlpy_throughput.py --data FILE.npz \\
+    .d3venv/bin/python benchmarks/d3rlpy_throughput.py --data FILE.npz \\
         --algos bc,td3bc,iql,cql,awac,dt --steps 1000 --warmup 100 --device cpu [--compile] [--threads 1]
 
 The .npz holds float32 observations (N, obs_dim), actions (N, act_dim) in [-1, 1], rewards (N,),
 terminals (N,) and timeouts (N,) in the D4RL layout; episodes end at a terminal or a timeout (and
 at the end of the data). Each algorithm is built with d3rlpy's own implementation, configured like
-offbench's defaults as far as d3rlpy allows (the "config" entry of each result says what was used).
+offbench's defaults as far as d3rlpy allows (``d3rlpy_configs.py``; the "config" entry of each result
+says what was used).
 Observations are standardized with d3rlpy's StandardObservationScaler, as offbench does.
 
 Only gradient steps are timed: after dataset construction, scaler fitting and model building,
@@ -47,123 +48,24 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-import numpy as np
 import structlog
 import torch
 from arithmetic import flops_per_step
 
 with contextlib.redirect_stdout(sys.stderr):  # keep import-time notices (gym's) off stdout
     import d3rlpy
-    from d3rlpy.algos import (
-        AWACConfig,
-        BCConfig,
-        CQLConfig,
-        DecisionTransformerConfig,
-        IQLConfig,
-        TD3PlusBCConfig,
-    )
     from d3rlpy.algos.utility import (
         build_scalers_with_trajectory_slicer,
         build_scalers_with_transition_picker,
     )
-    from d3rlpy.base import LearnableConfig
     from d3rlpy.dataset import MDPDataset
-    from d3rlpy.models import VectorEncoderFactory
-    from d3rlpy.optimizers import (
-        AdamFactory,
-        AdamWFactory,
-        CosineAnnealingLRFactory,
-        WarmupSchedulerFactory,
-    )
-    from d3rlpy.preprocessing import (
-        MultiplyRewardScaler,
-        ReturnBasedRewardScaler,
-        StandardObservationScaler,
-    )
+from d3rlpy_configs import ALGOS, TRAJECTORY_ALGOS, load_dataset, make_config
 
 structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # d3rlpy logs to stdout by default
-
-ALGOS = ("bc", "td3bc", "iql", "cql", "awac", "dt")
-TRAJECTORY_ALGOS = ("dt",)
 
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def load_dataset(path: str) -> tuple[MDPDataset, dict[str, Any]]:
-    """An MDPDataset from a D4RL-layout .npz; the last transition closes an episode if nothing does."""
-    data = np.load(path)
-    obs = np.asarray(data["observations"], dtype=np.float32)
-    act = np.asarray(data["actions"], dtype=np.float32)
-    terminals = np.asarray(data["terminals"], dtype=np.float32).reshape(-1)
-    timeouts = np.asarray(data["timeouts"], dtype=np.float32).reshape(-1).copy()
-    timeouts[terminals > 0] = 0.0  # d3rlpy rejects a step flagged as both
-    if terminals[-1] == 0:
-        timeouts[-1] = 1.0
-    dataset = MDPDataset(observations=obs, actions=act,
-                         rewards=np.asarray(data["rewards"], dtype=np.float32).reshape(-1),
-                         terminals=terminals, timeouts=timeouts)
-    info = {"path": path, "transitions": int(obs.shape[0]), "episodes": len(dataset.episodes),
-            "obs_dim": int(obs.shape[1]), "act_dim": int(act.shape[1])}
-    return dataset, info
-
-
-def make_config(name: str, compile_graph: bool, total_steps: int,
-                max_timestep: int) -> tuple[LearnableConfig, dict[str, Any]]:
-    """d3rlpy's config for one algorithm, set to offbench's defaults, and a short description."""
-    def mlp(*hidden: int) -> VectorEncoderFactory:
-        return VectorEncoderFactory(list(hidden))
-
-    common: dict[str, Any] = {"observation_scaler": StandardObservationScaler(), "compile_graph": compile_graph}
-    obs_note = "StandardObservationScaler"
-    if name == "bc":
-        return BCConfig(batch_size=256, learning_rate=3e-4, policy_type="deterministic",
-                        encoder_factory=mlp(256, 256), **common), {
-            "batch": 256, "lr": 3e-4, "policy": "deterministic (MSE loss)", "mlp": [256, 256], "obs": obs_note}
-    if name == "td3bc":
-        return TD3PlusBCConfig(batch_size=256, actor_learning_rate=3e-4, critic_learning_rate=3e-4,
-                               actor_encoder_factory=mlp(256, 256), critic_encoder_factory=mlp(256, 256),
-                               alpha=2.5, tau=0.005, target_smoothing_sigma=0.2, target_smoothing_clip=0.5,
-                               update_actor_interval=2, **common), {
-            "batch": 256, "actor_lr": 3e-4, "critic_lr": 3e-4, "mlp": [256, 256], "alpha": 2.5, "tau": 0.005,
-            "policy_noise": 0.2, "noise_clip": 0.5, "update_actor_interval": 2, "obs": obs_note}
-    if name == "iql":
-        return IQLConfig(batch_size=256, actor_learning_rate=3e-4, critic_learning_rate=3e-4,
-                         actor_encoder_factory=mlp(256, 256), critic_encoder_factory=mlp(256, 256),
-                         value_encoder_factory=mlp(256, 256), expectile=0.7, weight_temp=3.0, max_weight=100.0,
-                         tau=0.005, actor_optim_factory=AdamFactory(
-                             lr_scheduler_factory=CosineAnnealingLRFactory(T_max=max(1, total_steps))),
-                         reward_scaler=ReturnBasedRewardScaler(multiplier=1000.0), **common), {
-            "batch": 256, "lr": 3e-4, "mlp": [256, 256], "expectile": 0.7, "weight_temp": 3.0, "max_weight": 100.0,
-            "tau": 0.005, "actor_lr_schedule": "cosine", "reward": "ReturnBasedRewardScaler(x1000)",
-            "obs": obs_note}
-    if name == "cql":
-        return CQLConfig(batch_size=256, actor_learning_rate=3e-5, critic_learning_rate=3e-4,
-                         temp_learning_rate=3e-4, alpha_learning_rate=0.0, initial_alpha=1.0,
-                         conservative_weight=10.0, n_action_samples=10, tau=0.005,
-                         actor_encoder_factory=mlp(256, 256, 256), critic_encoder_factory=mlp(256, 256, 256),
-                         **common), {
-            "batch": 256, "actor_lr": 3e-5, "critic_lr": 3e-4, "temp_lr": 3e-4, "mlp": [256, 256, 256],
-            "conservative_weight": 10.0, "lagrange": False, "n_action_samples": 10, "auto_entropy": True,
-            "tau": 0.005, "obs": obs_note}
-    if name == "awac":
-        return AWACConfig(batch_size=256, actor_learning_rate=3e-4, critic_learning_rate=3e-4,
-                          actor_encoder_factory=mlp(256, 256), critic_encoder_factory=mlp(256, 256),
-                          lam=1.0 / 3.0, tau=0.005, **common), {
-            "batch": 256, "lr": 3e-4, "mlp": [256, 256], "lam": round(1 / 3, 4), "tau": 0.005, "obs": obs_note}
-    if name == "dt":
-        optim = AdamWFactory(weight_decay=1e-4, clip_grad_norm=0.25,
-                             lr_scheduler_factory=WarmupSchedulerFactory(warmup_steps=10_000))
-        return DecisionTransformerConfig(
-            batch_size=64, learning_rate=1e-4, context_size=20, max_timestep=max_timestep, num_heads=1,
-            num_layers=3, attn_dropout=0.1, resid_dropout=0.1, embed_dropout=0.1, activation_type="relu",
-            encoder_factory=VectorEncoderFactory([128], exclude_last_activation=True), optim_factory=optim,
-            reward_scaler=MultiplyRewardScaler(1e-3), **common), {
-            "batch": 64, "context": 20, "embed": 128, "layers": 3, "heads": 1, "lr": 1e-4, "weight_decay": 1e-4,
-            "optimizer": "AdamW (all parameters)", "warmup_steps": 10_000, "grad_clip": 0.25, "dropout": 0.1,
-            "max_timestep": max_timestep, "rtg_scale": 1000, "obs": obs_note}
-    raise ValueError(f"unknown algorithm '{name}'")
 
 
 def sync(device: str) -> None:
@@ -173,7 +75,8 @@ def sync(device: str) -> None:
 
 def bench(name: str, dataset: MDPDataset, args: argparse.Namespace, max_timestep: int) -> dict[str, Any]:
     """Builds one algorithm and times ``args.steps`` sample-and-update steps after ``args.warmup``."""
-    config, described = make_config(name, args.compile, args.warmup + args.steps, max_timestep)
+    config, described, _ = make_config(name, compile_graph=args.compile, total_steps=args.warmup + args.steps,
+                                       max_timestep=max_timestep)
     algo = config.create(device=args.device)
     sample: Callable[[], Any]
     if name in TRAJECTORY_ALGOS:
