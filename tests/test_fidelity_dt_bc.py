@@ -99,8 +99,10 @@ def test_keytodoor_dt_defaults_are_unchanged_by_the_recipes() -> None:
     assert {k: getattr(cfg, k) for k in expected} == expected
 
 
-@pytest.mark.parametrize(("algo", "listed"), [("dt", "paper, corl"), ("bc", "corl, paper"), ("pbc", "corl, paper"),
-                                              ("rwr", "corl"), ("awr", "corl")])
+@pytest.mark.parametrize(("algo", "listed"), [("dt", "paper, corl"), ("bc", "corl, paper, offbench"),
+                                              ("pbc", "corl, paper, offbench"), ("rwr", "offbench"),
+                                              ("awr", "offbench"), ("cql", "corl, offbench"),
+                                              ("iql", "corl, paper")])
 def test_an_unknown_recipe_is_a_usage_error_listing_the_recipes(algo: str, listed: str) -> None:
     from offbench.launch import plan_runs
 
@@ -329,9 +331,12 @@ def test_pbc_recipes_select_and_normalize_as_their_references() -> None:
 def test_keytodoor_and_atari_pbc_keep_their_selection() -> None:
     kd = get_algorithm("pbc").Config.for_dataset(get_spec("keytodoor-1k"))
     assert (kd.recipe, kd.by, kd.context, kd.hidden, kd.dropout, kd.steps, kd.lr) == \
-        ("corl", "success", 1, (256, 256), 0.0, 2_000, 1e-3)
-    assert get_algorithm("pbc").Config.for_dataset(get_spec("breakout-1pct")).by == "timesteps"
-    assert get_algorithm("bc").Config.for_dataset(get_spec("keytodoor-1k")).recipe == "corl"
+        ("offbench", "success", 1, (256, 256), 0.0, 2_000, 1e-3)
+    atari = get_algorithm("pbc").Config.for_dataset(get_spec("breakout-1pct"))
+    assert (atari.by, atari.recipe) == ("timesteps", "offbench")  # not a published recipe: labelled so
+    assert get_algorithm("bc").Config.for_dataset(get_spec("keytodoor-1k")).recipe == "offbench"
+    assert get_algorithm("cql").Config.for_dataset(get_spec("breakout-1pct")).recipe == "offbench"
+    assert get_algorithm("cql").Config.for_dataset(get_spec("hopper-medium")).recipe == "corl"
 
 
 # -- BC: the DT paper's windowed MLP ---------------------------------------------------------------

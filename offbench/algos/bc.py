@@ -93,13 +93,17 @@ class BCConfig(AlgoConfig):
     warmup_steps: int = 0  # linear warmup min((step + 1) / warmup, 1), then constant (DT paper: 10k)
     obs_std_eps: float = 1e-3  # states standardized as (s - mean) / (std + eps): CORL 1e-3, kzl 1e-6
 
-    RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {"corl": {"*": {}}, "paper": {"*": PAPER_BC}}
+    #: ``offbench``: the Markov network with offbench's own settings where no publication gives
+    #: any (Key-to-Door, Atari: the DT paper's Table 1 BC is a GPT without returns, not built).
+    RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {"corl": {"*": {}}, "paper": {"*": PAPER_BC},
+                                                               "offbench": {"*": {}}}
 
     DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
         "keytodoor": dict(steps=2_000, batch_size=128, eval_every=500, eval_episodes=100, lr=1e-3,
-                          normalize_obs=False, sample_actions=False),
+                          normalize_obs=False, sample_actions=False, recipe="offbench"),
         # Atari: Nature-DQN encoder, the DT paper's optimizer scale and about as many samples as DT's 5 epochs
-        "atari": dict(steps=20_000, batch_size=128, eval_every=5_000, eval_episodes=10, lr=6e-4, normalize_obs=False),
+        "atari": dict(steps=20_000, batch_size=128, eval_every=5_000, eval_episodes=10, lr=6e-4, normalize_obs=False,
+                      recipe="offbench"),
     }
 
     def validate(self) -> None:
@@ -128,6 +132,7 @@ class PBCConfig(BCConfig):
     RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {
         "corl": {"*": {}},
         "paper": {"*": {**PAPER_BC, "by": "timesteps", "normalize_on": "all"}},
+        "offbench": {"*": {}},
     }
 
     DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {

@@ -81,6 +81,10 @@ class CQLConfig(AlgoConfig):
     log_std_multiplier: float = 1.0  # its initial multiplier: CORL policy_log_std_multiplier 1.0
     log_std_offset: float = -1.0  # its initial offset: CORL TanhGaussianPolicy(log_std_offset=-1.0)
     target_update_every: int = 0  # discrete actions (DQN backbone): hard target copies every N steps; 0: soft (tau)
+    # corl: CORL's continuous CQL | offbench: the discrete variant (Key-to-Door, Atari), offbench's own
+    recipe: str = "corl"
+
+    RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {"corl": {"*": {}}, "offbench": {"*": {}}}
 
     #: mujoco: CORL's CQL (its init and log-std); Atari (CQL paper, DQN-replay 1%): DQN backbone
     #: with the Nature-DQN encoder, alpha 4, Adam lr 5e-5, batch 32, Huber TD loss, target network
@@ -88,9 +92,9 @@ class CQLConfig(AlgoConfig):
     DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
         "mujoco": dict(corl_init=True, learn_log_std_scale=True, log_std_min=-20.0),
         "atari": dict(steps=20_000, batch_size=32, eval_every=5_000, eval_episodes=10, alpha=4.0, q_lr=5e-5,
-                      target_update_every=2_000, normalize_obs=False),
+                      target_update_every=2_000, normalize_obs=False, recipe="offbench"),
         "keytodoor": dict(steps=2_000, batch_size=128, eval_every=500, eval_episodes=100, alpha=1.0, q_lr=1e-3,
-                          hidden=(256, 256), normalize_obs=False),
+                          hidden=(256, 256), normalize_obs=False, recipe="offbench"),
     }
     #: CORL configs/offline/cql/hopper/medium_v2.yaml: normalize_reward true (false on the other 17).
     DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {"hopper-medium": {"normalize_reward": True}}

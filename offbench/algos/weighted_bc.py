@@ -45,8 +45,9 @@ def awr_weights(advantage: torch.Tensor, mean_square: torch.Tensor, beta: float,
     return torch.exp(scaled.clamp(max=float(np.log(max_weight)))).clamp(max=max_weight)
 
 
-#: The one recipe of the weighted family: BC's Markov network (``corl``).
-MARKOV_ONLY: dict[str, dict[str, dict[str, Any]]] = {"corl": {"*": {}}}
+#: The one recipe of the weighted family (no peer publishes one for these datasets): BC's Markov
+#: network with offbench's settings.
+MARKOV_ONLY: dict[str, dict[str, dict[str, Any]]] = {"offbench": {"*": {}}}
 
 
 def _markov_only(cfg: BCConfig) -> None:
@@ -58,6 +59,7 @@ def _markov_only(cfg: BCConfig) -> None:
 @dataclass
 class RWRConfig(BCConfig):
     temperature: float = 0.1
+    recipe: str = "offbench"
 
     RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = MARKOV_ONLY
 
@@ -73,6 +75,7 @@ class AWRConfig(BCConfig):
     max_weight: float = 20.0
     value_lr: float = 3e-4
     rms_momentum: float = 1e-2  # update rate of the running mean square of advantages
+    recipe: str = "offbench"
 
     RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = MARKOV_ONLY
 

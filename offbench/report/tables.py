@@ -144,7 +144,10 @@ def recipes(runs: pd.DataFrame) -> str:
     if "recipe" not in runs or "column" not in runs:
         return ""
     named = runs.dropna(subset=["recipe"]).groupby("column", sort=True)["recipe"].first()
-    return f"; recipes: {', '.join(f'{c} {r}' for c, r in named.items())}" if len(named) else ""
+    if not len(named):
+        return ""
+    own = " (offbench: offbench's own settings, where no publication gives a recipe)" if "offbench" in set(named) else ""
+    return f"; recipes: {', '.join(f'{c} {r}' for c, r in named.items())}{own}"
 
 
 def to_markdown(g: Grid, note: str) -> str:
