@@ -8,6 +8,14 @@ import pytest
 import torch
 
 
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Say which CPU kernels this run uses (shown even with -q): AVX-512, AVX2 and SSE4.1 CPUs round
+    differently, and the suite must pass on each (``ONEDNN_MAX_CPU_ISA``/``ATEN_CPU_CAPABILITY``)."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None:
+        reporter.write_line(f"CPU capability: {torch.backends.cpu.get_cpu_capability()}, torch {torch.__version__}")
+
+
 @pytest.fixture(autouse=True)
 def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("OFFBENCH_HOME", str(tmp_path / "cache"))
