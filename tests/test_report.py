@@ -228,3 +228,21 @@ def test_domain_averages_ignore_algorithms_that_never_ran_in_the_domain() -> Non
     assert g.mean.loc["atari average (2)", "dt"] == 145.0 and np.isnan(g.mean.loc["atari average (2)", "td3bc"])
     assert g.mean.loc["mujoco average (2)", "td3bc"] == 75.0
     assert g.best("atari average (2)") == {"dt"}
+
+
+def test_runs_of_two_recipes_are_two_columns_named_in_the_footer(tmp_path: Path) -> None:
+    """A results tree mixing recipes for one (dataset, algorithm) is never averaged into one cell."""
+    env = {"OFFBENCH_RESULTS": str(tmp_path / "r")}
+    base = ["run", "--algo", "bc", "--env", "keytodoor-1k", "--steps", "4", "--eval-episodes", "2", "--set", "eval_every=4"]
+    assert offbench(*base, env=env).returncode == 0  # Key-to-Door's default: recipe offbench
+    p = offbench(*base, "--set", "recipe=paper", "--set", "warmup_steps=1", env=env)
+    assert p.returncode == 0, p.stderr
+    md = offbench("report", "--format", "md", env=env).stdout
+    header = next(line for line in md.splitlines() if line.startswith("| dataset"))
+    columns = [c.strip() for c in header.strip("|").split("|")][1:]
+    assert len(columns) == 2 and all(c.startswith("bc@") for c in columns), header
+    footer = next(line for line in md.splitlines() if "recipes:" in line)
+    named = dict(part.split()[:2] for part in footer.split("recipes: ")[1].split(" (")[0].split(", "))
+    assert set(named) == set(columns) and set(named.values()) == {"offbench", "paper"}
+    bad = offbench("run", "--algo", "bc", "--env", "keytodoor-1k", "--set", "recipe=bogus", env=env)
+    assert bad.returncode == 2 and "recipes: corl, paper, offbench" in bad.stderr.strip().splitlines()[-1]
