@@ -65,7 +65,7 @@ def main(debug: bool) -> None:
     \b
     Example (Key-to-Door, no network needed):
       offbench fetch keytodoor-10k
-      offbench run --algo dt,pbc,bc,random --env keytodoor-10k --seeds 3
+      offbench run --algo dt,pbc,bc,cql,random --env keytodoor-10k --seeds 3
       offbench report
     """
 
@@ -237,7 +237,7 @@ def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int
 
     \b
     Example:
-      offbench run --algo dt,pbc,bc,random --env keytodoor-10k --seeds 3
+      offbench run --algo dt,pbc,bc,cql,random --env keytodoor-10k --seeds 3
       offbench run --algo dt --env keytodoor-1k --seeds 2 --steps 500 --set lr=3e-4
     """
     from offbench.launch import plan_runs, run_plans

@@ -89,9 +89,9 @@ def test_dt_corl_recipe_is_the_d4rl_default_with_normal_init_everywhere() -> Non
         assert not b.qkv.bias.any()
 
 
-def test_keytodoor_dt_defaults_are_unchanged_by_the_recipes() -> None:
+def test_keytodoor_dt_defaults_are_offbenchs_own_documented_settings() -> None:
     cfg = DTConfig.for_dataset(get_spec("keytodoor-1k"))
-    expected = dict(recipe="paper", steps=10_000, batch_size=64, eval_every=2_000, eval_episodes=100, context=24,
+    expected = dict(recipe="offbench", steps=3_000, batch_size=64, eval_every=1_000, eval_episodes=100, context=40,
                     embed_dim=32, n_layers=2, n_heads=1, dropout=0.0, activation="relu", lr=1e-2, weight_decay=1e-4,
                     warmup_steps=100, lr_schedule="cosine", grad_clip=0.25, rtg_scale=1.0, normalize_obs=False,
                     sample_actions=False, betas=(0.9, 0.999), init="default", embed_tanh=False, embed_ln=True,
@@ -99,7 +99,7 @@ def test_keytodoor_dt_defaults_are_unchanged_by_the_recipes() -> None:
     assert {k: getattr(cfg, k) for k in expected} == expected
 
 
-@pytest.mark.parametrize(("algo", "listed"), [("dt", "paper, corl"), ("bc", "corl, paper, offbench"),
+@pytest.mark.parametrize(("algo", "listed"), [("dt", "paper, offbench, corl"), ("bc", "corl, paper, offbench"),
                                               ("pbc", "corl, paper, offbench"), ("rwr", "offbench"),
                                               ("awr", "offbench"), ("cql", "corl, offbench"),
                                               ("iql", "corl, paper")])
@@ -331,7 +331,7 @@ def test_pbc_recipes_select_and_normalize_as_their_references() -> None:
 def test_keytodoor_and_atari_pbc_keep_their_selection() -> None:
     kd = get_algorithm("pbc").Config.for_dataset(get_spec("keytodoor-1k"))
     assert (kd.recipe, kd.by, kd.context, kd.hidden, kd.dropout, kd.steps, kd.lr) == \
-        ("offbench", "success", 1, (256, 256), 0.0, 2_000, 1e-3)
+        ("offbench", "success", 1, (128, 128, 128), 0.1, 3_000, 1e-4)
     atari = get_algorithm("pbc").Config.for_dataset(get_spec("breakout-1pct"))
     assert (atari.by, atari.recipe) == ("timesteps", "offbench")  # not a published recipe: labelled so
     assert get_algorithm("bc").Config.for_dataset(get_spec("keytodoor-1k")).recipe == "offbench"

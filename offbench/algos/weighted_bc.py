@@ -48,6 +48,13 @@ def awr_weights(advantage: torch.Tensor, mean_square: torch.Tensor, beta: float,
 #: The one recipe of the weighted family (no peer publishes one for these datasets): BC's Markov
 #: network with offbench's settings.
 MARKOV_ONLY: dict[str, dict[str, dict[str, Any]]] = {"offbench": {"*": {}}}
+#: BC's domain defaults for the Markov network (on Key-to-Door, BC's own are the windowed
+#: model's): offbench's earlier Key-to-Door settings for BC.
+MARKOV_DOMAINS: dict[str, dict[str, Any]] = {
+    **BCConfig.DOMAIN_DEFAULTS,
+    "keytodoor": dict(steps=2_000, batch_size=128, eval_every=500, eval_episodes=100, lr=1e-3,
+                      normalize_obs=False, sample_actions=False, recipe="offbench"),
+}
 
 
 def _markov_only(cfg: BCConfig) -> None:
@@ -62,6 +69,7 @@ class RWRConfig(BCConfig):
     recipe: str = "offbench"
 
     RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = MARKOV_ONLY
+    DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = MARKOV_DOMAINS
 
     def validate(self) -> None:
         super().validate()
@@ -78,6 +86,7 @@ class AWRConfig(BCConfig):
     recipe: str = "offbench"
 
     RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = MARKOV_ONLY
+    DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = MARKOV_DOMAINS
 
     def validate(self) -> None:
         super().validate()
