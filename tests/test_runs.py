@@ -41,7 +41,7 @@ def test_run_all_algorithms_then_report_matches_the_records(isolated: Path) -> N
             assert any(r["kind"] == "train" and np.isfinite(r["loss"]) for r in records)
         assert (run_dir / "summary.json").is_file()
     dt_config = json.loads(next(root.glob("keytodoor-1k/dt/*/seed-0/config.json")).read_text())
-    assert dt_config["config"]["embed_dim"] == 16 and dt_config["config"]["context"] == 24
+    assert dt_config["config"]["embed_dim"] == 16 and dt_config["config"]["context"] == 40  # the whole episode
 
     # The report's numbers are the mean and sample std of the summaries' final scores.
     csv = offbench("report", "--format", "csv").stdout.strip().splitlines()

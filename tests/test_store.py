@@ -11,7 +11,7 @@ import pytest
 from offbench.data import cache, store
 from offbench.errors import OffbenchError
 
-PINNED_1K = "1883c783c610fc1e6201106736628a3f4f77b9b2ba0404ae096fec40eb5bd656"
+PINNED_1K = "59d820aa391f551d2767530c42645fbd6420b8dace31f4d00d467a667ef690a6"
 
 
 def test_generation_is_deterministic_and_matches_the_pinned_digest(kd1k_arrays: dict) -> None:
