@@ -392,26 +392,9 @@ class EndAlignedWindowSampler(WindowSampler):
     (kzl's may then reach into the previous episode; these are left-padded instead). Starts are
     uniform over the steps, as kzl's shuffled indices (up to its last ``3K`` rows, never drawn)."""
 
-    def sample(self) -> dict[str, np.ndarray]:
-        d, k, b = self.data, self.context, self.batch_size
-        ep = self.rng.choice(d.num_episodes, size=b, p=self._p)
-        length = d.episode_lengths[ep]
-        offset = np.maximum(np.minimum((self.rng.random(b) * length).astype(np.int64), length - k), 0)
-        valid = np.minimum(k, length - offset)  # steps in the window
-        pos = np.arange(k)[None, :] - (k - valid)[:, None]  # step index within the window, <0 = pad
-        mask = pos >= 0
-        idx = np.where(mask, d.episode_starts[ep][:, None] + offset[:, None] + pos, 0)
-        states = d.states(idx)
-        m = mask.reshape(b, k, *([1] * (states.ndim - 2)))
-        act_mask = mask.reshape(b, k, *([1] * (d.actions.ndim - 1)))
-        return {
-            "observations": np.where(m, states, 0).astype(d.observations.dtype),
-            "actions": np.where(act_mask, d.actions[idx], 0).astype(d.actions.dtype),
-            "rewards": np.where(mask, d.rewards[idx], 0).astype(np.float32),
-            "returns_to_go": np.where(mask, d.returns_to_go[idx], 0).astype(np.float32),
-            "timesteps": np.where(mask, d.timesteps[idx], 0).astype(np.int64),
-            "mask": mask.astype(np.float32),
-        }
+    def start_offsets(self, length: np.ndarray) -> np.ndarray:
+        start = (self.rng.random(len(length)) * length).astype(np.int64)
+        return np.maximum(np.minimum(start, length - self.context), 0)
 
 
 def param_groups(model: nn.Module, weight_decay: float, weights_only: bool) -> list[dict[str, Any]]:

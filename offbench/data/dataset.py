@@ -213,14 +213,17 @@ class WindowSampler:
         self._p = data.episode_lengths / data.episode_lengths.sum()
         self.whole_episodes = bool(data.episode_lengths.max() <= context)
 
+    def start_offsets(self, length: np.ndarray) -> np.ndarray:
+        """Each window's first step within its episode (of the given lengths)."""
+        if self.whole_episodes:
+            return np.zeros(len(length), dtype=np.int64)
+        return (self.rng.random(len(length)) * length).astype(np.int64)  # uniform within the episode
+
     def sample(self) -> dict[str, np.ndarray]:
         d, k, b = self.data, self.context, self.batch_size
         ep = self.rng.choice(d.num_episodes, size=b, p=self._p)
         length = d.episode_lengths[ep]
-        if self.whole_episodes:
-            offset = np.zeros(b, dtype=np.int64)
-        else:
-            offset = (self.rng.random(b) * length).astype(np.int64)  # start within the episode
+        offset = self.start_offsets(length)
         valid = np.minimum(k, length - offset)  # steps in the window
         pos = np.arange(k)[None, :] - (k - valid)[:, None]  # step index within the window, <0 = pad
         mask = pos >= 0
