@@ -21,7 +21,7 @@ def test_generation_is_deterministic_and_matches_the_pinned_digest(kd1k_arrays: 
     info = cache.info("keytodoor-1k")
     assert info["cached"] and info["content_sha256"] == PINNED_1K and info["path"] == str(path)
     assert info["episodes"] == 1000 and info["transitions"] == len(kd1k_arrays["rewards"])
-    assert info["action_space"] == "Discrete(4)" and info["observation_space"] == "Box(uint8, shape=(88,))"
+    assert info["action_space"] == "Discrete(4)" and info["observation_space"] == "Box(uint8, shape=(100,))"
     assert 0 < info["return_mean"] < 0.06 and info["return_min"] == 0 and info["return_max"] == 1
 
 

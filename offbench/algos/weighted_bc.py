@@ -57,15 +57,10 @@ MARKOV_DOMAINS: dict[str, dict[str, Any]] = {
 }
 
 
-def _markov_only(cfg: BCConfig) -> None:
-    if cfg.windowed:
-        raise UsageError(f"{type(cfg).__name__}: context and dropout are for bc's windowed recipe; the weighted "
-                         f"family trains the Markov network on single transitions")
-
-
 @dataclass
-class RWRConfig(BCConfig):
-    temperature: float = 0.1
+class WeightedBCConfig(BCConfig):
+    """What RWR and AWR share: BC's Markov network, with offbench's own settings (one recipe)."""
+
     recipe: str = "offbench"
 
     RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = MARKOV_ONLY
@@ -73,24 +68,23 @@ class RWRConfig(BCConfig):
 
     def validate(self) -> None:
         super().validate()
-        _markov_only(self)
+        if self.windowed:
+            raise UsageError(f"{type(self).__name__}: context and dropout are for bc's windowed recipe; the "
+                             f"weighted family trains the Markov network on single transitions")
 
 
 @dataclass
-class AWRConfig(BCConfig):
+class RWRConfig(WeightedBCConfig):
+    temperature: float = 0.1
+
+
+@dataclass
+class AWRConfig(WeightedBCConfig):
     beta: float = 1.0
     discount: float = 0.99
     max_weight: float = 20.0
     value_lr: float = 3e-4
     rms_momentum: float = 1e-2  # update rate of the running mean square of advantages
-    recipe: str = "offbench"
-
-    RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = MARKOV_ONLY
-    DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = MARKOV_DOMAINS
-
-    def validate(self) -> None:
-        super().validate()
-        _markov_only(self)
 
 
 @ALGORITHMS.register("rwr")
