@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -195,6 +196,11 @@ def run_plans(plans: list[RunPlan], device: str = "auto", workers: int | None = 
                     group = futures[fut]
                     try:
                         summaries = fut.result()
+                    except BrokenProcessPool:  # a worker died: killed, out of memory, or never started
+                        failed(group, "a worker process stopped before its runs finished; 'offbench run' resumes them "
+                                      "(from a script, call run_plans under if __name__ == '__main__': workers "
+                                      "import the script again)")
+                        continue
                     except Exception as e:  # noqa: BLE001  (a failed run must not stop the others)
                         failed(group, f"{type(e).__name__}: {e}")
                         continue

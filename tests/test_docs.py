@@ -22,3 +22,20 @@ def test_readme_main_job_uses_registered_names() -> None:
     run = line.split("offbench run ")[1].split(" && ")[0].split()
     algos, env = run[run.index("--algo") + 1].split(","), run[run.index("--env") + 1]
     assert set(algos) <= set(algorithm_names()) and env in all_specs()
+
+
+def test_readme_python_example_runs_verbatim_as_a_script(tmp_path) -> None:
+    """The README's Python API block, pasted into a file and run (spawned workers import it again)."""
+    import os
+    import subprocess
+    import sys
+
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Python API", 1)[1].split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "api.py").write_text(block)
+    env = {**os.environ, "OFFBENCH_HOME": str(tmp_path / "home"), "MPLBACKEND": "Agg"}
+    env.pop("OFFBENCH_RESULTS", None)
+    p = subprocess.run([sys.executable, "api.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "1000 episodes" in p.stdout and "\\begin{tabular}" in p.stdout and "keytodoor-1k" in p.stdout
+    assert len(list((tmp_path / "results" / "keytodoor-1k").glob("*/*/seed-*/summary.json"))) == 4
