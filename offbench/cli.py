@@ -15,7 +15,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from offbench import __version__
-from offbench.errors import Interrupted, OffbenchError
+from offbench.errors import Interrupted, OffbenchError, UsageError
 
 console = Console()
 err_console = Console(stderr=True)
@@ -34,10 +34,13 @@ def _size(n: int | None) -> str:
 class OffbenchGroup(click.Group):
     """Prints every error as one line (``--debug`` for a traceback) with the right exit code."""
 
-    def main(self, *args: Any, **kwargs: Any) -> Any:  # noqa: D102
-        debug = "--debug" in sys.argv[1:]
+    def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:  # noqa: D102
+        argv = list(sys.argv[1:] if args is None else args)
+        debug = "--debug" in argv
+        if debug:  # accepted anywhere on the line, not only before the command
+            argv = ["--debug", *(a for a in argv if a != "--debug")]
         try:
-            return super().main(*args, standalone_mode=False, **kwargs)
+            return super().main(argv, *rest, standalone_mode=False, **kwargs)
         except click.exceptions.Exit as e:
             sys.exit(e.exit_code)
         except click.exceptions.Abort:
@@ -54,6 +57,13 @@ class OffbenchGroup(click.Group):
                 raise
             click.echo(str(e) if isinstance(e, Interrupted) else f"error: {e}", err=True)
             sys.exit(e.exit_code)
+        except Exception as e:  # noqa: BLE001  (an internal error: one line, the traceback on request)
+            if debug:
+                raise
+            detail = " ".join(str(e).split())
+            click.echo(f"error: internal error ({type(e).__name__}: {detail}); run with --debug for the traceback",
+                       err=True)
+            sys.exit(1)
 
 
 @click.group(cls=OffbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -429,7 +439,10 @@ def evaluate(dataset: str, algo: str, sweep: bool, targets: str | None, points: 
     from offbench.paths import default_results_root
     from offbench.sweep import sweep as run_sweep
 
-    grid = [float(t) for t in _split(targets)] if targets else None
+    try:
+        grid = [float(t) for t in _split(targets)] if targets else None
+    except ValueError:
+        raise UsageError(f"--targets expects comma-separated numbers, got '{targets}'") from None
     written = run_sweep(results or default_results_root(), dataset, algo, grid, points, episodes, device)
     console.print(f"swept {len(written)} runs: {', '.join(str(p) for p in written)}")
 

@@ -64,6 +64,9 @@ def plan_runs(datasets: list[str], algos: list[str], seeds: int, results: Path, 
         spec = get_spec(name)
         for algo, cls in classes.items():
             budget = {k: str(v) for k, v in (("steps", steps), ("eval_episodes", eval_episodes)) if v is not None}
+            for key in set(budget) & set(overrides[algo]):
+                raise UsageError(f"--{key.replace('_', '-')} {budget[key]} and --set {key}={overrides[algo][key]} both "
+                                 f"set {key}; give one")
             cfg = cls.Config.resolve(spec, {**budget, **overrides[algo]})
             plans.extend(RunPlan(name, algo, cfg, seed, results) for seed in range(seeds))
     return plans

@@ -92,3 +92,23 @@ def test_info_of_an_uncached_dataset() -> None:
 @pytest.mark.parametrize("args", [("report",), ("report", "--format", "md")])
 def test_report_without_runs_is_an_error(args: tuple[str, ...]) -> None:
     assert "no finished runs" in one_line_error(offbench(*args), 1)
+
+
+def test_bad_values_and_flags_anywhere_are_one_line_errors(tmp_path: Path) -> None:
+    env = {"OFFBENCH_RESULTS": str(tmp_path / "r")}
+    run = ["run", "--algo", "bc", "--env", "keytodoor-1k"]
+    assert "expected a JSON list" in one_line_error(offbench(*run, "--set", "hidden=64", env=env), 2)
+    assert "lr must be >= 0" in one_line_error(offbench(*run, "--set", "lr=-1", env=env), 2)
+    line = one_line_error(offbench(*run, "--steps", "5", "--set", "steps=7", env=env), 2)
+    assert "--steps 5 and --set steps=7" in line
+    line = one_line_error(offbench("evaluate", "--env", "keytodoor-1k", "--algo", "dt", "--sweep",
+                                   "--targets", "0,abc", env=env), 2)
+    assert "--targets expects comma-separated numbers" in line
+    dt = ["run", "--algo", "dt", "--env", "keytodoor-1k"]
+    assert "activation must be one of relu, gelu" in one_line_error(offbench(*dt, "--set", "dt.activation=foo", env=env), 2)
+    assert "context must be >= 1" in one_line_error(offbench(*dt, "--set", "dt.context=0", env=env), 2)
+    # --debug after the command is accepted (and shows the traceback of the same error)
+    p = offbench(*run, "--set", "lr=-1", "--debug", env=env)
+    assert p.returncode != 0 and "Traceback" in p.stderr and "lr must be >= 0" in p.stderr
+    assert "no such option" not in p.stderr
+    assert not (tmp_path / "r").exists()  # nothing ran

@@ -113,6 +113,10 @@ class AlgoConfig:
     def validate(self) -> None:
         if self.steps < 0:
             raise UsageError(f"steps must be >= 0, got {self.steps}")
+        for f in fields(self):  # every learning rate (lr, actor_lr, q_lr, ...) is a step size: never negative
+            value = getattr(self, f.name)
+            if f.name.endswith("lr") and isinstance(value, (int, float)) and value < 0:
+                raise UsageError(f"{f.name} must be >= 0, got {value}")
         if self.batch_size < 1 or self.eval_episodes < 1:
             raise UsageError("batch_size and eval_episodes must be >= 1")
 
@@ -131,7 +135,10 @@ def parse_value(text: str, current: Any, key: str) -> Any:
         if isinstance(current, float):
             return float(text)
         if isinstance(current, (list, tuple)):
-            return type(current)(json.loads(text))
+            value = json.loads(text)
+            if not isinstance(value, list):
+                raise UsageError(f"--set {key}={text}: expected a JSON list such as {json.dumps(list(current))}")
+            return type(current)(value)
         return text
     except (ValueError, json.JSONDecodeError):
         raise UsageError(f"--set {key}={text}: expected a value of type {type(current).__name__}") from None
