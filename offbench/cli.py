@@ -57,6 +57,11 @@ class OffbenchGroup(click.Group):
                 raise
             click.echo(str(e) if isinstance(e, Interrupted) else f"error: {e}", err=True)
             sys.exit(e.exit_code)
+        except click.ClickException as e:  # click's other errors (a file option it cannot open, ...)
+            if debug:
+                raise
+            click.echo(f"error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
         except Exception as e:  # noqa: BLE001  (an internal error: one line, the traceback on request)
             if debug:
                 raise
