@@ -112,3 +112,16 @@ def test_bad_values_and_flags_anywhere_are_one_line_errors(tmp_path: Path) -> No
     assert p.returncode != 0 and "Traceback" in p.stderr and "lr must be >= 0" in p.stderr
     assert "no such option" not in p.stderr
     assert not (tmp_path / "r").exists()  # nothing ran
+
+
+def test_inputs_that_would_be_ignored_are_refused(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a dataset")
+    line = one_line_error(offbench("fetch", "keytodoor-10k", "--from-file", str(notes)), 2)
+    assert "made by offbench itself" in line
+    env = {"OFFBENCH_RESULTS": str(tmp_path / "r")}
+    p = offbench("run", "--algo", "random", "--env", "keytodoor-1k", "--eval-episodes", "2", env=env)
+    assert p.returncode == 0, p.stderr
+    line = one_line_error(offbench("report", "--label", "zzzz=DT", env=env), 2)
+    assert "no run's config starts with 'zzzz'" in line
+    assert offbench("report", "--label", "zzzz=DT", "--format", "md", env=env).returncode == 2

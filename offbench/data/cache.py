@@ -193,3 +193,9 @@ def check_local_import(names: list[str], local: Path | None) -> None:
     """``--from-file``/``--from-dir`` name one dataset's data: refuse it with several names."""
     if local is not None and len(names) != 1:
         raise UsageError(f"--from-file/--from-dir import one dataset, but {len(names)} were named")
+    if local is not None:
+        spec = get_spec(names[0])
+        source = get_spec(spec.base).source if spec.base else spec.source
+        if not getattr(get_source(source), "imports_local", True):
+            raise UsageError(f"{names[0]} is made by offbench itself (source '{source}'); --from-file/--from-dir "
+                             f"import downloaded datasets only")

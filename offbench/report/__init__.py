@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from offbench.errors import UsageError
 from offbench.report.tables import Grid, footer, grid, score_table, select, STATS, column_labels
 from offbench.results import load_runs
 
@@ -67,6 +68,11 @@ def build(results: Path, stat: str = "last", ci: bool = False, algos: list[str] 
     runs = select(runs, algos, envs)
     if runs.empty:
         return Report(results, runs, pd.DataFrame(), None, "", warnings, stat, labels)
+    ids = set(runs["config_id"]) | set(runs["config_hash"])
+    for prefix in labels or {}:
+        if not any(i.startswith(prefix) for i in ids):
+            raise UsageError(f"--label {prefix}=...: no run's config starts with '{prefix}'; configs: "
+                             f"{', '.join(sorted(set(runs['config_id'])))}")
     runs = runs.assign(column=column_labels(runs, labels))
     table = score_table(runs, stat)
     return Report(results, runs, table, grid(table, ci), footer(runs, table, stat, ci), warnings, stat, labels)
@@ -90,7 +96,6 @@ def aggregates(rep: Report, reps: int = 2000, seed: int = 0) -> pd.DataFrame:
 
 def probability_of_improvement(rep: Report, a: str, b: str, reps: int = 2000, seed: int = 0) -> tuple[float, float, float]:
     """P(a > b) over the common datasets with its 95% stratified-bootstrap interval."""
-    from offbench.errors import UsageError
     from offbench.report import stats
 
     columns = set(rep.table["column"])

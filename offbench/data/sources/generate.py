@@ -251,3 +251,6 @@ def build(spec: DatasetSpec, ctx: FetchContext) -> tuple[Arrays, dict[str, Any]]
     """Generated datasets are written by ``offbench generate``; fetching can only say so."""
     raise OffbenchError(f"{spec.name} is made by 'offbench generate' and its cache file is missing; "
                         f"run '{spec.params.get('command', 'offbench generate')}' again")
+
+
+build.imports_local = False  # type: ignore[attr-defined]  # offbench makes these; --from-file has nothing to import

@@ -52,3 +52,6 @@ def build(spec: DatasetSpec, ctx: FetchContext | None = None) -> tuple[dict[str,
     attrs = {"generator": "uniform-random policy", "episodes": episodes, "seed": seed,
              "env": spec.env, "env_kwargs": spec.env_kwargs, "num_actions": int(env.action_space.n)}
     return arrays, attrs
+
+
+build.imports_local = False  # type: ignore[attr-defined]  # offbench makes these; --from-file has nothing to import
