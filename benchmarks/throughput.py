@@ -1,7 +1,7 @@
 """Training and evaluation speed: every target of the speed issue measured in one command.
 
     python benchmarks/throughput.py [--device auto] [--steps 300] [--seeds 5]
-        [--d3rlpy-python /work/d3venv/bin/python] [--skip-seeds] [--skip-eval] [--json OUT.json]
+        [--d3rlpy-python .d3venv/bin/python] [--skip-seeds] [--skip-eval] [--json OUT.json]
 
 On one synthetic dataset in the D4RL layout with walker2d's shapes (100k transitions, 17-d
 observations, 6-d actions, 1000-step episodes) it measures, on the chosen device:
