@@ -25,7 +25,7 @@ from typing import Any, ClassVar, Protocol
 import numpy as np
 import torch
 
-from offbench.algos.nets import ObsNormalizer, SeedNoise, seeded_init
+from offbench.algos.nets import ObsNormalizer, SeedNoise, return_range_reward_scale, seeded_init
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
 from offbench.errors import UsageError
@@ -267,7 +267,11 @@ class TransitionAlgorithm(Algorithm):
         self.reward_scale = self.reward_scale_for(data)
 
     def reward_scale_for(self, data: Dataset) -> float:
-        """Multiplier applied to rewards in training batches (1 unless an algorithm says otherwise)."""
+        """Multiplier applied to rewards in training batches: with a config's ``normalize_reward``
+        on locomotion data, CORL's ``modify_reward`` (and the IQL authors' ``normalize``),
+        ``1000 / (max - min episode return)``; else 1."""
+        if getattr(self.config, "normalize_reward", False) and self.spec.domain == "mujoco":
+            return return_range_reward_scale(data.episode_returns)
         return 1.0
 
     def train_data(self, data: Dataset) -> Dataset:

@@ -38,7 +38,6 @@ from offbench.algos.nets import (
     frozen,
     orthogonal_init_,
     per_seed,
-    return_range_reward_scale,
     soft_update,
     state_network,
     xavier_last_layer_,
@@ -146,12 +145,6 @@ class CQL(TransitionAlgorithm):
         self.critic_optim = adam(self.critic.parameters(), lr=c.q_lr)
         self.entropy_optim = adam([self.log_alpha], lr=c.entropy_lr or c.policy_lr)
 
-    def reward_scale_for(self, data: Dataset) -> float:
-        """CORL ``modify_reward`` where ``normalize_reward`` (locomotion only):
-        ``1000 / (max - min)`` of the episode returns."""
-        if not self.config.normalize_reward or self.spec.domain != "mujoco":
-            return 1.0
-        return return_range_reward_scale(data.episode_returns)
 
     def repeat(self, x: torch.Tensor) -> torch.Tensor:
         """(S, B, d) -> (S, B * n, d): each row repeated n times (for sampled actions)."""

@@ -39,7 +39,6 @@ from offbench.algos.nets import (
     adam,
     mlp,
     per_seed,
-    return_range_reward_scale,
     soft_update,
 )
 from offbench.data.dataset import Dataset
@@ -122,11 +121,6 @@ class IQL(TransitionAlgorithm):
         self.value_optim = adam(self.value.parameters(), lr=config.lr)
         self.actor_sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.actor_optim, max(1, config.steps))
 
-    def reward_scale_for(self, data: Dataset) -> float:
-        """``1000 / (max - min)`` of the episode returns where ``normalize_reward`` (locomotion)."""
-        if not self.config.normalize_reward or self.spec.domain != "mujoco":
-            return 1.0
-        return return_range_reward_scale(data.episode_returns)
 
     def actor_loss(self, b: dict[str, torch.Tensor], adv: torch.Tensor) -> torch.Tensor:
         """Per seed: mean of ``min(exp(beta * adv), exp_adv_max)`` times the BC loss, the squared
