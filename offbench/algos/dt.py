@@ -56,6 +56,7 @@ from offbench.algos.nets import (
     n_init_seeds,
     reinit_,
     sample_or_argmax,
+    seed_rows,
 )
 from offbench.data.dataset import Dataset, WindowSampler
 from offbench.data.spec import DatasetSpec
@@ -232,13 +233,6 @@ def _xavier(t: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     return nn.init.xavier_uniform_(t, generator=generator)
 
 
-def _rows(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Per-seed row lookup: table (S, N, D), integer idx (S, ...) -> (S, ..., D)."""
-    s, n = table.shape[:2]
-    offset = torch.arange(s, device=idx.device).view(s, *([1] * (idx.ndim - 1))) * n
-    return F.embedding(idx + offset, table.reshape(s * n, -1))
-
-
 class DecisionTransformer(nn.Module):
     """GPT over interleaved (R, s, a) tokens; returns action predictions at every state token.
     One model per seed on the leading axis (see :mod:`offbench.algos.nets`)."""
@@ -298,7 +292,7 @@ class DecisionTransformer(nn.Module):
         pad = k - mask.sum(-1).round().long()  # (S, B) left-padded steps
         token = (torch.arange(3 * k, device=mask.device) - 3 * pad.unsqueeze(-1)).clamp_min(0)
         first = timesteps.gather(-1, pad.clamp(max=k - 1).unsqueeze(-1)).squeeze(-1).clamp(0, self.max_timestep)
-        return _rows(self.pos_emb, token) + _rows(self.global_pos_emb, first).unsqueeze(2)
+        return seed_rows(self.pos_emb, token) + seed_rows(self.global_pos_emb, first).unsqueeze(2)
 
     def forward(self, states: torch.Tensor, actions: torch.Tensor, returns_to_go: torch.Tensor,
                 timesteps: torch.Tensor, mask: torch.Tensor, noise: SeedNoise | None = None,

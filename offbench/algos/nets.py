@@ -113,18 +113,23 @@ class SeedLayerNorm(nn.Module):
         return F.layer_norm(x, x.shape[-1:]) * per_seed_features(self.weight, x) + per_seed_features(self.bias, x)
 
 
+def seed_rows(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Per-seed row lookup: table (S, N, D), integer idx (S, ...) -> (S, ..., D), seed i's indices
+    into seed i's rows, as one embedding lookup."""
+    s, n = table.shape[:2]
+    offset = torch.arange(s, device=idx.device).view(s, *([1] * (idx.ndim - 1))) * n
+    return F.embedding(idx + offset, table.reshape(s * n, -1))
+
+
 class SeedEmbedding(nn.Module):
     """``nn.Embedding`` per seed (standard normal init): integer indices (S, ...) -> (S, ..., dim)."""
 
     def __init__(self, num: int, dim: int) -> None:
         super().__init__()
-        self.num = num
         self.weight = nn.Parameter(torch.stack([torch.randn(num, dim, generator=g) for g in init_generators()]))
 
     def forward(self, idx: torch.Tensor) -> torch.Tensor:
-        s = idx.shape[0]
-        offset = torch.arange(s, device=idx.device).view(s, *([1] * (idx.ndim - 1))) * self.num
-        return F.embedding(idx + offset, self.weight.reshape(s * self.num, -1))
+        return seed_rows(self.weight, idx)
 
 
 class SeedConv2d(nn.Module):
