@@ -53,6 +53,7 @@ from offbench.algos.nets import (
     adamw,
     is_image,
     per_seed,
+    push_window,
     sample_or_argmax,
     state_network,
 )
@@ -193,7 +194,7 @@ class WindowPolicy:
     def act(self, observations: np.ndarray) -> np.ndarray:
         a = self.algo
         obs = a.norm(a.to_tensor(observations))
-        self.states = torch.cat([self.states[:, :, 1:], obs.unsqueeze(2).to(self.states.dtype)], dim=2)
+        self.states = push_window(self.states, obs)
         return a.act(self.states.flatten(2), self.generators).cpu().numpy()
 
     def observe(self, rewards: np.ndarray) -> None:

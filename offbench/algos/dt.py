@@ -53,6 +53,7 @@ from offbench.algos.nets import (
     clip_grad_norm_per_seed,
     init_linear_,
     is_image,
+    push_window,
     n_init_seeds,
     reinit_,
     sample_or_argmax,
@@ -351,18 +352,13 @@ class DTPolicy:
         self.rtg = torch.zeros(s, n, k, device=a.device)
         self.next_rtg = torch.full((s, n), float(self.target), device=a.device)
 
-    @staticmethod
-    def _push(buf: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-        """Shift the window left by one step and put ``value`` last."""
-        return torch.cat([buf[:, :, 1:], value.unsqueeze(2).to(buf.dtype)], dim=2)
-
     @torch.no_grad()
     def act(self, observations: np.ndarray) -> np.ndarray:
         a, t, k = self.algo, self.t, self.algo.config.context
         s, n = observations.shape[:2]
-        self.states = self._push(self.states, a.norm(a.to_tensor(observations)))
-        self.rtg = self._push(self.rtg, self.next_rtg)
-        self.actions = self._push(self.actions, torch.zeros_like(self.actions[:, :, 0]))
+        self.states = push_window(self.states, a.norm(a.to_tensor(observations)))
+        self.rtg = push_window(self.rtg, self.next_rtg)
+        self.actions = push_window(self.actions, torch.zeros_like(self.actions[:, :, 0]))
         real = min(t + 1, k)  # steps of this episode in the window (the rest is left padding)
         if a.config.positions == "global+token":  # kzl's trainer_atari passes the current step (l.217)
             steps = torch.full((s, n, k), t, dtype=torch.long, device=a.device)

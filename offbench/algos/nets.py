@@ -278,6 +278,11 @@ def state_network(obs_shape: tuple[int, ...], hidden: tuple[int, ...] | list[int
     return mlp(int(np.prod(obs_shape)), hidden, out)
 
 
+def push_window(buf: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """An evaluation window (S, N, K, ...) shifted left by one step with ``value`` (S, N, ...) last."""
+    return torch.cat([buf[:, :, 1:], value.unsqueeze(2).to(buf.dtype)], dim=2)
+
+
 def sample_or_argmax(logits: torch.Tensor, sample: bool, generators: Sequence[torch.Generator]) -> torch.Tensor:
     """Discrete actions from (S, N, A) logits: sampled from each seed's softmax with its own
     generator, or the most likely one."""
