@@ -23,7 +23,6 @@ from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
 from offbench.algos.nets import GaussianActor, TwinQ, adam, per_seed, soft_update
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
-from offbench.errors import UsageError
 
 
 @dataclass
@@ -44,11 +43,6 @@ class AWACConfig(AlgoConfig):
     obs_std_eps: float = 1e-3  # CORL compute_mean_std(dataset["observations"], eps=1e-3): (s - mean) / (std + 1e-3)
 
     DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {"mujoco": {"eval_every": 1_000}}  # CORL eval_frequency
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.log_std_min < self.log_std_max:
-            raise UsageError(f"log_std_min must be < log_std_max, got {self.log_std_min}, {self.log_std_max}")
 
 
 @ALGORITHMS.register("awac")

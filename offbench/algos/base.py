@@ -117,6 +117,9 @@ class AlgoConfig:
             value = getattr(self, f.name)
             if f.name.endswith("lr") and isinstance(value, (int, float)) and value < 0:
                 raise UsageError(f"{f.name} must be >= 0, got {value}")
+        low, high = getattr(self, "log_std_min", None), getattr(self, "log_std_max", None)
+        if low is not None and high is not None and not low < high:  # a Gaussian policy's log-std clamp
+            raise UsageError(f"log_std_min must be < log_std_max, got {low}, {high}")
         if self.batch_size < 1 or self.eval_episodes < 1:
             raise UsageError("batch_size and eval_episodes must be >= 1")
 

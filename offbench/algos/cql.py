@@ -44,7 +44,6 @@ from offbench.algos.nets import (
 )
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
-from offbench.errors import UsageError
 
 
 @dataclass
@@ -97,13 +96,6 @@ class CQLConfig(AlgoConfig):
     }
     #: CORL configs/offline/cql/hopper/medium_v2.yaml: normalize_reward true (false on the other 17).
     DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {"hopper-medium": {"normalize_reward": True}}
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.log_std_min < self.log_std_max:
-            raise UsageError(f"log_std_min must be < log_std_max, got {self.log_std_min}, {self.log_std_max}")
-        if self.entropy_lr < 0:
-            raise UsageError(f"entropy_lr must be >= 0 (0: the policy lr), got {self.entropy_lr}")
 
 
 @ALGORITHMS.register("cql")

@@ -43,7 +43,6 @@ from offbench.algos.nets import (
 )
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
-from offbench.errors import UsageError
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
@@ -88,11 +87,6 @@ class IQLConfig(AlgoConfig):
                   "deterministic": False, "log_std_min": -5.0, "log_std_max": 2.0, "normalize_obs": False},
         },
     }
-
-    def validate(self) -> None:
-        super().validate()
-        if not self.log_std_min < self.log_std_max:
-            raise UsageError(f"log_std_min must be < log_std_max, got {self.log_std_min}, {self.log_std_max}")
 
 
 @ALGORITHMS.register("iql")
