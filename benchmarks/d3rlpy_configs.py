@@ -14,6 +14,7 @@ import sys
 from typing import Any
 
 import numpy as np
+import structlog
 
 with contextlib.redirect_stdout(sys.stderr):  # keep import-time notices (gym's) off stdout
     from d3rlpy.algos import (
@@ -38,6 +39,14 @@ with contextlib.redirect_stdout(sys.stderr):  # keep import-time notices (gym's)
         ReturnBasedRewardScaler,
         StandardObservationScaler,
     )
+
+structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # d3rlpy logs to stdout by default
+
+
+def log(msg: str) -> None:
+    """A progress line on stderr (stdout carries the JSON results)."""
+    print(msg, file=sys.stderr, flush=True)
+
 
 ALGOS = ("bc", "td3bc", "iql", "cql", "awac", "dt")
 TRAJECTORY_ALGOS = ("dt",)

@@ -39,7 +39,6 @@ import warnings
 from typing import Any
 
 import numpy as np
-import structlog
 import torch
 
 with contextlib.redirect_stdout(sys.stderr):  # keep import-time notices (gym's) off stdout
@@ -49,13 +48,7 @@ with contextlib.redirect_stdout(sys.stderr):  # keep import-time notices (gym's)
         build_scalers_with_trajectory_slicer,
         build_scalers_with_transition_picker,
     )
-from d3rlpy_configs import TRAJECTORY_ALGOS, load_dataset, make_config
-
-structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # d3rlpy logs to stdout by default
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+from d3rlpy_configs import TRAJECTORY_ALGOS, load_dataset, log, make_config
 
 
 def make_env(env: dict[str, Any]) -> gym.Env:

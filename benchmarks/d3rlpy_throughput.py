@@ -48,7 +48,6 @@ import traceback
 from collections.abc import Callable
 from typing import Any
 
-import structlog
 import torch
 from arithmetic import flops_per_step
 
@@ -59,13 +58,7 @@ with contextlib.redirect_stdout(sys.stderr):  # keep import-time notices (gym's)
         build_scalers_with_transition_picker,
     )
     from d3rlpy.dataset import MDPDataset
-from d3rlpy_configs import ALGOS, TRAJECTORY_ALGOS, load_dataset, make_config
-
-structlog.configure(logger_factory=structlog.PrintLoggerFactory(sys.stderr))  # d3rlpy logs to stdout by default
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+from d3rlpy_configs import ALGOS, TRAJECTORY_ALGOS, load_dataset, log, make_config
 
 
 def sync(device: str) -> None:
