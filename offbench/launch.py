@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import multiprocessing as mp
 import os
 import queue
@@ -17,6 +18,7 @@ from typing import Any
 import torch
 
 from offbench.algos.base import get_algorithm
+from offbench.cores import CoreShare, free_cores, threads_per_job
 from offbench.data import cache
 from offbench.data.spec import get_spec, resolve_names
 from offbench.errors import OffbenchError, UsageError
@@ -81,16 +83,58 @@ class RunOutcome:
     failed: list[tuple[RunPlan, str]] = field(default_factory=list)
 
 
-Reporter = Callable[[str, str, int, int, "float | None"], None]  # (event, label, step, total, score)
+class RunsFailed(OffbenchError):
+    """Some runs failed (``outcome`` says which and why); the others finished and are kept."""
+
+    def __init__(self, outcome: RunOutcome) -> None:
+        plan, why = outcome.failed[0]
+        total = len(outcome.failed) + len(outcome.finished) + len(outcome.skipped)
+        super().__init__(f"{len(outcome.failed)} of {total} runs failed (first: {plan.label}: {why}); "
+                         "finished runs are kept, and running the same plans again resumes the others")
+        self.outcome = outcome
+
+
+#: (event, label, step, total, score); events: start, resume, restart, progress, eval, done, failed
+Reporter = Callable[[str, str, int, int, "float | None"], None]
+
+
+class TimeLeft:
+    """Time left for a set of runs, from the speed of the steps done so far (fed the reporter's
+    events; seeds trained together count one step each)."""
+
+    def __init__(self, plans: list[RunPlan], warmup: float = 60.0) -> None:
+        self.left = {p.label: p.config.steps for p in plans if not p.dir.finished()}
+        self.at: dict[str, int] = {}
+        self.done = 0
+        self.warmup, self.since = warmup, time.monotonic()
+
+    def update(self, event: str, label: str, step: int, total: int) -> None:
+        if event in ("start", "resume", "restart"):
+            self.at[label], self.left[label] = step, total - step
+        elif label in self.at and step > self.at[label]:
+            self.done += step - self.at[label]
+            self.left[label] -= step - self.at[label]
+            self.at[label] = step
+
+    def seconds(self) -> float | None:
+        """Seconds left at the speed so far; None during the first ``warmup`` seconds."""
+        elapsed = time.monotonic() - self.since
+        if elapsed < self.warmup or not self.done:
+            return None
+        return sum(self.left.values()) / (self.done / elapsed)
 
 
 _events: Any = None  # in a worker: the queue that carries progress events to the parent
 
 
-def _worker_init(threads: int, events: Any) -> None:
-    global _events
+_share: CoreShare | None = None  # in a worker: its share of the cores, held for the worker's life
+
+
+def _worker_init(threads: int | None, start: int, events: Any) -> None:
+    global _events, _share
     _events = events
-    torch.set_num_threads(threads)
+    _share = CoreShare(threads, start).__enter__()
+    atexit.register(_share.__exit__)
     parent = os.getppid()
 
     def exit_with_parent() -> None:  # a worker never outlives the command that started it
@@ -103,15 +147,31 @@ def _worker_init(threads: int, events: Any) -> None:
 
 def _worker(plans: list[RunPlan], device: str) -> list[dict[str, Any]]:
     def progress(i: int, step: int, total: int, score: float | None) -> None:
-        _events.put(("progress", plans[i].label, step, total, score))
+        if _share is not None:
+            _share.update()
+        _events.put((_event(plans[i], step), plans[i].label, step, total, score))
 
     return execute_seeds(plans, device=device, progress=progress)
 
 
-def default_workers(n_runs: int, device: torch.device) -> int:
-    """CPU: one process per core (each single-threaded); CUDA: a few processes share the GPU."""
-    cores = os.cpu_count() or 1
-    return max(1, min(n_runs, cores if device.type == "cpu" else 4))
+def _event(plan: RunPlan, step: int) -> str:
+    """"eval" at a step that ends with an evaluation (before the last), else "progress"."""
+    every, total = plan.config.eval_every, plan.config.steps
+    return "eval" if every and step % every == 0 and 0 < step < total else "progress"
+
+
+def _report_start(group: list[RunPlan], report: Reporter) -> None:
+    """"start", "resume" from the checkpoint's step, or "restart" for a run that stopped before its
+    first checkpoint (it begins again from step 0)."""
+    for plan in group:
+        step = checkpoint_step(plan)
+        event = "resume" if step else "restart" if plan.dir.config.is_file() else "start"
+        report(event, plan.label, step, plan.config.steps, None)
+
+
+def default_workers(n_runs: int, device: torch.device, free: int) -> int:
+    """CPU: one process per ``free`` core (each single-threaded); CUDA: a few processes share the GPU."""
+    return max(1, min(n_runs, free if device.type == "cpu" else 4))
 
 
 def group_seeds(plans: list[RunPlan], parts: int = 1, most: int | None = None, cpu: bool = False) -> list[list[RunPlan]]:
@@ -137,11 +197,23 @@ def group_seeds(plans: list[RunPlan], parts: int = 1, most: int | None = None, c
 
 
 def run_plans(plans: list[RunPlan], device: str = "auto", workers: int | None = None,
-              report: Reporter | None = None, seeds_together: int | None = None) -> RunOutcome:
+              report: Reporter | None = None, seeds_together: int | None = None,
+              threads: int | None = None, check: bool = True) -> RunOutcome:
     """Run all plans, skipping finished ones. The seeds of one (dataset, algorithm, config) train
     together as one model (at most ``seeds_together`` at once; default: all on CUDA; on a CPU,
     split so that every worker has work, and apart for algorithms that gain nothing there); each
-    worker process runs one such group at a time."""
+    worker process runs one such group at a time, with ``threads`` torch threads (default: the
+    CPU cores free when the runs start, shared evenly between the workers). When runs fail,
+    :class:`RunsFailed` is raised after the others have finished (``check=False``: returned in
+    ``outcome.failed`` instead)."""
+    outcome = _run_plans(plans, device, workers, report, seeds_together, threads)
+    if check and outcome.failed:
+        raise RunsFailed(outcome)
+    return outcome
+
+
+def _run_plans(plans: list[RunPlan], device: str, workers: int | None, report: Reporter | None,
+               seeds_together: int | None, threads: int | None) -> RunOutcome:
     outcome = RunOutcome()
     todo = []
     for plan in plans:
@@ -155,7 +227,8 @@ def run_plans(plans: list[RunPlan], device: str = "auto", workers: int | None = 
     for name in dict.fromkeys(p.dataset for p in todo):
         cache.fetch(name)  # once, here, not in every worker
     dev = resolve_device(device)
-    n = workers or default_workers(len(todo), dev)
+    free = free_cores() if workers is None or threads is None else 0
+    n = workers or default_workers(len(todo), dev, free)
     groups = group_seeds(todo, parts=n if dev.type == "cpu" else 1, most=seeds_together, cpu=dev.type == "cpu")
     n = min(n, len(groups))
     report = report or (lambda *a: None)
@@ -170,26 +243,18 @@ def run_plans(plans: list[RunPlan], device: str = "auto", workers: int | None = 
             outcome.failed.append((plan, message))
             report("failed", plan.label, 0, 0, None)
 
+    start = threads_per_job(n, threads, free)
     if n == 1:
-        for group in groups:
-            for plan in group:
-                report("start", plan.label, 0, plan.config.steps, None)
-            try:
-                summaries = execute_seeds(group, device, lambda i, s, t, sc, g=group: report("progress", g[i].label, s, t, sc))
-            except OffbenchError as e:
-                failed(group, str(e))
-                continue
-            finished(group, summaries)
+        with CoreShare(threads, start) as share:
+            _run_in_process(groups, device, report, finished, failed, share)
         return outcome
-    threads = max(1, (os.cpu_count() or 1) // n) if dev.type == "cpu" else 1
     ctx = mp.get_context("spawn")
     events = ctx.Queue()
-    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(threads, events)) as pool:
+    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(threads, start, events)) as pool:
         futures: dict[Future, list[RunPlan]] = {}
         for group in groups:
             futures[pool.submit(_worker, group, device)] = group
-            for plan in group:
-                report("start", plan.label, 0, plan.config.steps, None)
+            _report_start(group, report)
         pending = set(futures)
         try:
             while pending:
@@ -215,6 +280,25 @@ def run_plans(plans: list[RunPlan], device: str = "auto", workers: int | None = 
                 proc.terminate()
             raise
     return outcome
+
+
+def _run_in_process(groups: list[list[RunPlan]], device: str, report: Reporter,
+                    finished: Callable[[list[RunPlan], list[dict[str, Any]]], None],
+                    failed: Callable[[list[RunPlan], str], None], share: CoreShare) -> None:
+    """One worker: the groups one after another in this process (no start-up cost, works anywhere)."""
+    for group in groups:
+        _report_start(group, report)
+
+        def progress(i: int, step: int, total: int, score: float | None, group: list[RunPlan] = group) -> None:
+            share.update()
+            report(_event(group[i], step), group[i].label, step, total, score)
+
+        try:
+            summaries = execute_seeds(group, device, progress)
+        except OffbenchError as e:
+            failed(group, str(e))
+            continue
+        finished(group, summaries)
 
 
 def _drain(events: Any, report: Reporter) -> None:

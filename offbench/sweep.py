@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from offbench.algos.base import get_algorithm
+from offbench.cores import CoreShare
 from offbench.data import cache
 from offbench.errors import OffbenchError, UsageError
 from offbench.evaluate import rollout, seeds_policy
@@ -24,9 +25,16 @@ def target_grid(best_return: float, low: float, points: int, factor: float = 1.5
 
 
 def sweep(results: Path, dataset: str, algo: str, targets: list[float] | None = None, points: int = 10,
-          episodes: int = 10, device: str = "auto") -> list[Path]:
+          episodes: int = 10, device: str = "auto", threads: int | None = None) -> list[Path]:
     """Evaluate every finished run of (``dataset``, ``algo``) at each target; write ``sweep.jsonl``
-    in each run directory (atomically); return those paths."""
+    in each run directory (atomically); return those paths. ``threads``: torch threads (default:
+    the CPU cores free at start)."""
+    with CoreShare(threads):
+        return _sweep(results, dataset, algo, targets, points, episodes, device)
+
+
+def _sweep(results: Path, dataset: str, algo: str, targets: list[float] | None, points: int, episodes: int,
+           device: str) -> list[Path]:
     runs, _ = load_runs(results)
     runs = runs[(runs["dataset"] == dataset) & (runs["algo"] == algo)]
     if runs.empty:

@@ -84,10 +84,13 @@ def hash_seed(*parts: int) -> int:
 CHECKPOINT_FORMAT = 2  # one file per seed; seed-batched algorithms store their seed's slice
 
 
-def save_checkpoints(plans: list[RunPlan], algo: Algorithm, step: int, rngs: list[np.random.Generator]) -> None:
-    """One checkpoint per seed, each enough to resume that seed alone or with any others."""
+def save_checkpoints(plans: list[RunPlan], algo: Algorithm, step: int, rngs: list[np.random.Generator],
+                     seconds: float = 0.0) -> None:
+    """One checkpoint per seed, each enough to resume that seed alone or with any others
+    (``seconds``: training time up to ``step``, over every part of an interrupted run)."""
     for plan, state, rng in zip(plans, algo.seed_states(), rngs):
-        ckpt = {"format": CHECKPOINT_FORMAT, "step": step, "algo": state, "numpy_rng": rng.bit_generator.state,
+        ckpt = {"format": CHECKPOINT_FORMAT, "step": step, "train_seconds": seconds, "algo": state,
+                "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),  # the global generators: used by plain (plug-in) algorithms
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
         with atomic_path(plan.dir.checkpoint) as tmp:
@@ -111,10 +114,11 @@ def load_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any]:
     return state
 
 
-def restore_checkpoints(plans: list[RunPlan], algo: Algorithm, rngs: list[np.random.Generator]) -> int:
-    """Load every seed's checkpoint (all at the same step, or none); return that step."""
+def restore_checkpoints(plans: list[RunPlan], algo: Algorithm, rngs: list[np.random.Generator]) -> tuple[int, float]:
+    """Load every seed's checkpoint (all at the same step, or none); return that step and the
+    training seconds spent to reach it."""
     if not any(p.dir.checkpoint.is_file() for p in plans):
-        return 0
+        return 0, 0.0
     states = [load_checkpoint(p.dir.checkpoint) for p in plans]  # on the CPU: load_state_dict moves them
     steps = {int(s["step"]) for s in states}
     if len(steps) != 1:
@@ -125,7 +129,7 @@ def restore_checkpoints(plans: list[RunPlan], algo: Algorithm, rngs: list[np.ran
     torch.set_rng_state(states[0]["torch_rng"])
     if states[0].get("cuda_rng") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states[0]["cuda_rng"])
-    return steps.pop()
+    return steps.pop(), max(float(s.get("train_seconds", 0.0)) for s in states)
 
 
 def _truncate_log(path: Path, step: int) -> list[dict[str, Any]]:
@@ -212,10 +216,11 @@ def _execute(plans: list[RunPlan], device: str, progress: SeedProgress, checkpoi
     algo = cls.create(cfg, data, spec, dev, [p.seed for p in plans])
     steps = cfg.steps if algo.trainable else 0
     sampler = seed_batches(algo, [algo.make_sampler(data, rng) for rng in rngs]) if steps else None
-    start = restore_checkpoints(plans, algo, rngs)
+    start, before = restore_checkpoints(plans, algo, rngs)
     evals = [[r for r in _truncate_log(p.dir.metrics, start) if r.get("kind") == "eval"] for p in plans]
     log_every = max(1, min(steps // 50, 1000)) if steps else 1
     t0 = time.perf_counter()
+    elapsed = lambda: before + time.perf_counter() - t0  # noqa: E731  (over every part of an interrupted run)
     with contextlib.ExitStack() as stack:
         logs = [stack.enter_context(open(p.dir.metrics, "a")) for p in plans]
 
@@ -238,16 +243,16 @@ def _execute(plans: list[RunPlan], device: str, progress: SeedProgress, checkpoi
                     record(i, {"kind": "train", "step": step, **{k: float(v[i]) for k, v in values.items()}})
             if (cfg.eval_every and step % cfg.eval_every == 0) or step == steps:
                 evaluate_all(step)
-                save_checkpoints(plans, algo, step, rngs)
+                save_checkpoints(plans, algo, step, rngs, elapsed())
                 last_save = time.monotonic()
             elif time.monotonic() - last_save > checkpoint_seconds:
-                save_checkpoints(plans, algo, step, rngs)
+                save_checkpoints(plans, algo, step, rngs, elapsed())
                 last_save = time.monotonic()
             for i in range(len(plans)):
                 progress(i, step, steps, evals[i][-1]["score"] if evals[i] else None)
         if steps == 0 and not evals[0]:
             evaluate_all(0)
-    seconds = round(time.perf_counter() - t0, 3)
+    seconds = round(elapsed(), 3)
     summaries = []
     for i, plan in enumerate(plans):
         last, best = evals[i][-1], max(evals[i], key=lambda e: e["score"])
@@ -257,7 +262,7 @@ def _execute(plans: list[RunPlan], device: str, progress: SeedProgress, checkpoi
             "score_last": last["score"], "score_best": best["score"], "best_step": best["step"],
             "return_last": last["return"], "return_best": best["return"],
             "targets_last": last["targets"], "device": str(dev), "seeds_together": len(plans),
-            "train_seconds": seconds, "offbench_version": __version__,
+            "train_seconds": seconds, "threads": torch.get_num_threads(), "offbench_version": __version__,
         }
         write_json_atomic(plan.dir.summary, summary)
         progress(i, steps, steps, summary["score_last"])

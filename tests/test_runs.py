@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from offbench.results import read_metrics
 from tests.test_cli import offbench
@@ -88,3 +89,13 @@ def test_a_killed_run_resumes_and_ends_as_if_uninterrupted(isolated: Path) -> No
     assert a == b  # identical losses and evaluations
     sa, sb = summaries(killed)[0], summaries(straight)[0]
     assert sa["score_last"] == sb["score_last"] and sa["score_best"] == sb["score_best"]
+
+
+def test_run_plans_raises_when_runs_fail_and_keeps_the_others(isolated: Path) -> None:
+    from offbench.launch import RunsFailed, plan_runs, run_plans
+
+    plans = plan_runs(["keytodoor-1k"], ["iql", "bc"], 1, isolated / "r", ["eval_every=0"], steps=4, eval_episodes=1)
+    with pytest.raises(RunsFailed, match=r"1 of 2 runs failed \(first: keytodoor-1k/iql/seed-0: .*continuous") as err:
+        run_plans(plans, device="cpu", workers=1)
+    assert [s["algo"] for s in err.value.outcome.finished] == ["bc"]
+    assert run_plans(plans, device="cpu", workers=1, check=False).failed[0][0].algo == "iql"
