@@ -106,11 +106,38 @@ def load_runs(results: Path) -> tuple[pd.DataFrame, list[str]]:
             continue
         config = read_json(run_dir / "config.json")
         cfg = config.get("config") if config else None
-        config_id = hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:10] if cfg is not None \
-            else summary["config_hash"]
         recipe = cfg.get("recipe") if isinstance(cfg, dict) else None
-        rows.append({**{k: summary[k] for k in SUMMARY_COLUMNS}, "config_id": config_id, "recipe": recipe})
-    return pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, "config_id", "recipe"]), warnings
+        defaults = recipe_defaults(summary["algo"], summary["dataset"], recipe) if isinstance(cfg, dict) else None
+        changes = config_changes(cfg, defaults) if defaults is not None else None
+        if changes is not None:  # one id for one command's runs on every dataset
+            config_id = _digest({"recipe": recipe, "changes": changes})
+        else:
+            config_id = _digest(cfg) if cfg is not None else summary["config_hash"]
+        rows.append({**{k: summary[k] for k in SUMMARY_COLUMNS}, "config_id": config_id, "recipe": recipe,
+                     "changes": changes, "default_steps": defaults.get("steps") if defaults else None})
+    return pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, "config_id", "recipe", "changes", "default_steps"]), warnings
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def recipe_defaults(algo: str, dataset: str, recipe: str | None) -> dict[str, Any] | None:
+    """An algorithm's default config on a dataset under ``recipe``, as ``config.json`` holds it;
+    None when unknown (an algorithm or dataset no longer registered)."""
+    from offbench.algos import get_algorithm
+    from offbench.data.spec import get_spec
+
+    try:
+        defaults = get_algorithm(algo).Config.for_dataset(get_spec(dataset), recipe).to_dict()
+    except Exception:  # noqa: BLE001  (a record from elsewhere still loads; it is only not compared)
+        return None
+    return json.loads(json.dumps(defaults))  # tuples become lists, as in config.json
+
+
+def config_changes(config: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """The settings of a run's config that differ from ``defaults`` (what its command changed)."""
+    return {k: v for k, v in config.items() if k not in defaults or defaults[k] != v}
 
 
 def load_curves(runs: pd.DataFrame, results: Path, warnings: list[str]) -> pd.DataFrame:
@@ -135,6 +162,6 @@ def load_sweeps(runs: pd.DataFrame, results: Path, warnings: list[str]) -> pd.Da
             if "target_return" in rec and "return_mean" in rec:
                 rows.append({"dataset": r.dataset, "algo": r.algo, "config_hash": r.config_hash, "seed": r.seed,
                              "target_return": rec["target_return"], "return_mean": rec["return_mean"],
-                             "dataset_best_return": rec.get("dataset_best_return")})
+                             "episodes": rec.get("episodes"), "dataset_best_return": rec.get("dataset_best_return")})
     return pd.DataFrame(rows, columns=["dataset", "algo", "config_hash", "seed", "target_return", "return_mean",
-                                       "dataset_best_return"])
+                                       "episodes", "dataset_best_return"])

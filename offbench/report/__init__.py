@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from offbench.errors import UsageError
+from offbench.errors import OffbenchError, UsageError
 from offbench.report.tables import Grid, footer, grid, score_table, select, STATS, column_labels
 from offbench.results import load_runs
 
@@ -29,15 +29,11 @@ class Report:
     results: Path
     runs: pd.DataFrame
     table: pd.DataFrame
-    grid: Grid | None
+    grid: Grid
     note: str
     warnings: list[str]
     stat: str = "last"
     labels: dict[str, str] | None = None
-
-    @property
-    def empty(self) -> bool:
-        return self.table.empty
 
     def score_matrix(self, column: str, datasets: list[str]) -> np.ndarray:
         """(seeds, datasets) scores of one column, for the aggregate statistics (first ``n`` seeds of
@@ -57,17 +53,23 @@ class Report:
         """Datasets on which every column has runs (the tasks of the aggregate statistics)."""
         have = self.table.groupby("dataset")["column"].nunique()
         n_cols = self.table["column"].nunique()
-        return [d for d in self.grid.rows if d in have.index and have[d] == n_cols] if self.grid else []
+        return [d for d in self.grid.rows if d in have.index and have[d] == n_cols]
 
 
 def build(results: Path, stat: str = "last", ci: bool = False, algos: list[str] | None = None,
           envs: list[str] | None = None, labels: dict[str, str] | None = None) -> Report:
     """Load every finished run under ``results`` matching the ``algos``/``envs`` globs and
-    tabulate ``stat`` (``last`` or ``best``)."""
+    tabulate ``stat`` (``last`` or ``best``); a one-line error when there is none."""
     runs, warnings = load_runs(results)
-    runs = select(runs, algos, envs)
     if runs.empty:
-        return Report(results, runs, pd.DataFrame(), None, "", warnings, stat, labels)
+        raise OffbenchError(f"no finished runs under {results}; start some with 'offbench run'"
+                            + (f" ({len(warnings)} unfinished or unreadable)" if warnings else ""))
+    chosen = select(runs, algos, envs)
+    if chosen.empty:
+        asked = " and ".join(f"{opt} {','.join(g)}" for opt, g in (("--algo", algos), ("--env", envs)) if g)
+        raise UsageError(f"no finished run matches {asked} under {results}; it has algorithms "
+                         f"{', '.join(sorted(set(runs['algo'])))} on {', '.join(sorted(set(runs['dataset'])))}")
+    runs = chosen
     ids = set(runs["config_id"]) | set(runs["config_hash"])
     for prefix in labels or {}:
         if not any(i.startswith(prefix) for i in ids):
@@ -75,6 +77,10 @@ def build(results: Path, stat: str = "last", ci: bool = False, algos: list[str] 
                              f"{', '.join(sorted(set(runs['config_id'])))}")
     runs = runs.assign(column=column_labels(runs, labels))
     table = score_table(runs, stat)
+    few = table[table["seeds"] < 3]
+    if len(few):
+        warnings.append(f"{len(few)} of {len(table)} cells rest on fewer than 3 seeds (fewest: {few['seeds'].min()}): "
+                        "their spreads and intervals are unreliable")
     return Report(results, runs, table, grid(table, ci), footer(runs, table, stat, ci), warnings, stat, labels)
 
 
@@ -101,6 +107,10 @@ def probability_of_improvement(rep: Report, a: str, b: str, reps: int = 2000, se
     columns = set(rep.table["column"])
     for name in (a, b):
         if name not in columns:
+            several = sorted(c for c in columns if c.startswith(f"{name}@"))
+            if several:
+                raise UsageError(f"--poi {name}: {name} ran with several configs here ({', '.join(several)}); "
+                                 "name one of them (see the footer for what each changed)")
             from offbench.errors import unknown
 
             raise unknown("algorithm in these results", name, columns)
@@ -113,7 +123,7 @@ def probability_of_improvement(rep: Report, a: str, b: str, reps: int = 2000, se
 def _common_or_fail(rep: Report) -> list[str]:
     datasets = rep.common_datasets()
     if not datasets:
-        from offbench.errors import UsageError
+        from offbench.errors import OffbenchError, UsageError
 
         raise UsageError("no dataset has runs of every algorithm shown; choose some with --algo and --env")
     return datasets

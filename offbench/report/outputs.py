@@ -34,7 +34,9 @@ def write_plots(rep: Report, out: Path) -> tuple[list[Path], list[str]]:
     skipped: list[str] = []
     curves = load_curves(rep.runs, rep.results, rep.warnings)
     curves = curves.merge(keys, on=["dataset", "algo", "config_hash", "seed"])
-    paths += plots.learning_curves(curves, score_name, out)
+    episodes = sorted(set(int(e) for e in rep.runs["eval_episodes"]))
+    paths += plots.learning_curves(curves, score_name, out,
+                                   f", {'/'.join(map(str, episodes))} evaluation episodes per point and seed")
     sweeps = load_sweeps(rep.runs, rep.results, rep.warnings)
     if len(sweeps):
         sweeps = sweeps.merge(keys, on=["dataset", "algo", "config_hash", "seed"])
@@ -50,5 +52,6 @@ def write_plots(rep: Report, out: Path) -> tuple[list[Path], list[str]]:
     all_scores = np.concatenate([rep.score_matrix(c, datasets).ravel() for c in sorted(rep.table["column"].unique())])
     taus = np.linspace(min(0.0, all_scores.min()), max(100.0, all_scores.max()), 101)
     profiles = {c: stats.profile_band(rep.score_matrix(c, datasets), taus) for c in sorted(rep.table["column"].unique())}
-    paths += plots.performance_profiles(profiles, taus, score_name, out)
+    shape = rep.score_matrix(sorted(rep.table["column"].unique())[0], datasets).shape
+    paths += plots.performance_profiles(profiles, taus, score_name, out, f"{shape[1]} datasets x {shape[0]} seeds")
     return paths, skipped

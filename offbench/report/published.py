@@ -37,8 +37,9 @@ def load_published(where: str) -> pd.DataFrame:
 
 
 def compare(measured: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
-    """Join measured (dataset, column) means with published ones: difference, and whether the
-    measured mean lies within the published mean ± spread (unknown where no spread is published)."""
+    """Join measured (dataset, column) means with published ones: difference, whether the
+    measured mean lies within the published mean ± spread (unknown where no spread is published),
+    and the training budget when it is not the recipe's (published numbers use the recipe's)."""
     m = measured.rename(columns={"column": "algo", "mean": "measured", "std": "measured_std"})
     joined = m.merge(published.rename(columns={"mean": "published", "spread": "published_spread"}),
                      on=["dataset", "algo"], how="inner")
@@ -49,7 +50,16 @@ def compare(measured: pd.DataFrame, published: pd.DataFrame) -> pd.DataFrame:
             return "no spread published"
         return "yes" if abs(row["difference"]) <= row["published_spread"] else "no"
 
+    def budget(row: pd.Series) -> str:
+        default = row.get("default_steps")
+        if default is None or pd.isna(default):
+            return "unknown"
+        if int(row["steps"]) == int(default):
+            return "the recipe's"
+        return f"{int(row['steps']):,} of the recipe's {int(default):,} steps"
+
     joined["within_published_spread"] = joined.apply(within, axis=1) if len(joined) else []
+    joined["budget"] = joined.apply(budget, axis=1) if len(joined) else []
     cols = ["dataset", "algo", "measured", "measured_std", "seeds_x", "published", "published_spread",
-            "difference", "within_published_spread", "source"]
+            "difference", "within_published_spread", "budget", "source"]
     return joined.rename(columns={"seeds_x": "seeds"})[[c if c != "seeds_x" else "seeds" for c in cols]]

@@ -95,8 +95,9 @@ def profile_band(scores: np.ndarray, taus: np.ndarray, reps: int = 2000, confide
 
 
 def t_halfwidth(values: np.ndarray, confidence: float = 0.95) -> float:
-    """Half-width of the Student-t confidence interval of the mean (0 for fewer than 2 values)."""
+    """Half-width of the Student-t confidence interval of the mean (NaN, undefined, for fewer than
+    2 values)."""
     n = len(values)
     if n < 2:
-        return 0.0
+        return float("nan")
     return float(stats.t.ppf(0.5 + confidence / 2, n - 1) * np.std(values, ddof=1) / np.sqrt(n))

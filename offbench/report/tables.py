@@ -59,8 +59,9 @@ def score_table(runs: pd.DataFrame, stat: str = "last") -> pd.DataFrame:
     for (dataset, column), g in runs.groupby(["dataset", "column"], sort=False):
         v = g[col].to_numpy(dtype=float)
         rows.append({"dataset": dataset, "column": column, "mean": v.mean(),
-                     "std": float(np.std(v, ddof=1)) if len(v) > 1 else 0.0, "ci95": t_halfwidth(v),
-                     "seeds": len(v), "steps": int(g["steps"].max()), "domain": domain_of(dataset)})
+                     "std": float(np.std(v, ddof=1)) if len(v) > 1 else float("nan"), "ci95": t_halfwidth(v),
+                     "seeds": len(v), "steps": int(g["steps"].max()), "domain": domain_of(dataset),
+                     "default_steps": g["default_steps"].iloc[0] if "default_steps" in g else None})
     return pd.DataFrame(rows)
 
 
@@ -101,7 +102,8 @@ class Grid:
             return "—"
         if row in self.average_rows:
             return f"{m:.1f}"
-        return f"{m:.1f} ± {self.spread.loc[row, column]:.1f}"
+        spread = self.spread.loc[row, column]
+        return f"{m:.1f} (1 seed)" if pd.isna(spread) else f"{m:.1f} ± {spread:.1f}"
 
 
 def grid(table: pd.DataFrame, ci: bool = False) -> Grid:
@@ -136,7 +138,29 @@ def footer(runs: pd.DataFrame, table: pd.DataFrame, stat: str, ci: bool) -> str:
     return (f"Mean over seeds {spread} of the {what}; seeds: {', '.join(map(str, seeds))}; "
             f"gradient steps: {', '.join(f'{s:,}' for s in steps)}; score: {'; '.join(scores)}; "
             f"evaluation episodes: {', '.join(map(str, sorted(set(runs['eval_episodes']))))}{recipes(runs)}. "
-            "Bold: best mean in its row.")
+            f"{config_differences(runs)}Bold: best mean in its row.")
+
+
+def config_differences(runs: pd.DataFrame) -> str:
+    """``Configs: dt@1a2b3c lr=0.001; dt@4d5e6f defaults. `` for algorithms shown with several
+    configs: what each changed from the algorithm's defaults (under its recipe)."""
+    if "column" not in runs or "changes" not in runs:
+        return ""
+    many = runs.groupby("algo")["column"].nunique()
+    parts = []
+    for column, g in runs[runs["algo"].isin(many[many > 1].index)].groupby("column", sort=True):
+        changes = g["changes"].iloc[0]
+        if not isinstance(changes, dict):
+            parts.append(f"{column} config {g['config_id'].iloc[0]} (defaults unknown)")
+            continue
+        shown = ", ".join(f"{k}={_plain(v)}" for k, v in sorted(changes.items())) or "defaults"
+        recipe = g["recipe"].iloc[0]
+        parts.append(f"{column} {shown}" + (f" (recipe {recipe})" if isinstance(recipe, str) else ""))
+    return f"Configs: {'; '.join(parts)}. " if parts else ""
+
+
+def _plain(value: object) -> str:
+    return ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
 
 
 def recipes(runs: pd.DataFrame) -> str:
