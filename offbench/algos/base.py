@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol
@@ -111,17 +112,46 @@ class AlgoConfig:
         return cfg
 
     def validate(self) -> None:
-        if self.steps < 0:
-            raise UsageError(f"steps must be >= 0, got {self.steps}")
-        for f in fields(self):  # every learning rate (lr, actor_lr, q_lr, ...) is a step size: never negative
-            value = getattr(self, f.name)
-            if f.name.endswith("lr") and isinstance(value, (int, float)) and value < 0:
-                raise UsageError(f"{f.name} must be >= 0, got {value}")
+        """Every field against its declared type and range (one line naming the field, the value
+        and what is allowed): ``Literal`` fields take one of their values; integers are >= 0 and
+        sizes (:data:`SIZES`) >= 1, as is every entry of an integer tuple (layer widths); the
+        shared float fields of :data:`FLOAT_RANGES` lie in their range."""
+        hints = typing.get_type_hints(type(self))
+        for f in fields(self):
+            value, hint = getattr(self, f.name), hints.get(f.name)
+            if typing.get_origin(hint) is typing.Literal and value not in typing.get_args(hint):
+                allowed = ", ".join(map(str, typing.get_args(hint)))
+                raise UsageError(f"{f.name} must be one of {allowed}; got '{value}'")
+            if isinstance(value, int) and not isinstance(value, bool):
+                least = 1 if f.name in SIZES or f.name.startswith("n_") else 0
+                if value < least:
+                    raise UsageError(f"{f.name} must be >= {least}, got {value}")
+            if typing.get_origin(hint) is tuple and typing.get_args(hint)[:1] == (int,):
+                if not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in value):
+                    raise UsageError(f"{f.name} must be a list of integers >= 1, got {list(value)}")
+            if typing.get_origin(hint) is tuple and typing.get_args(hint)[:1] == (float,):
+                if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+                    raise UsageError(f"{f.name} must be a list of numbers, got {list(value)}")
+            low, high, closed = FLOAT_RANGES.get(f.name, (0.0, None, True) if f.name.endswith("lr") else (None, None, True))
+            if isinstance(value, float) and ((low is not None and value < low) or
+                                             (high is not None and (value > high if closed else value >= high))):
+                shown = f"in [{low}, {high}{']' if closed else ')'}" if high is not None else f">= {low}"
+                raise UsageError(f"{f.name} must be {shown}, got {value}")
         low, high = getattr(self, "log_std_min", None), getattr(self, "log_std_max", None)
         if low is not None and high is not None and not low < high:  # a Gaussian policy's log-std clamp
             raise UsageError(f"log_std_min must be < log_std_max, got {low}, {high}")
-        if self.batch_size < 1 or self.eval_episodes < 1:
-            raise UsageError("batch_size and eval_episodes must be >= 1")
+
+
+#: Integer fields that count something that must exist (>= 1); other integers (and ``n_*``) as named.
+SIZES = frozenset({"batch_size", "eval_episodes", "context", "embed_dim", "frame_stack", "buffer_size"})
+#: Ranges of float fields shared across algorithms: (low, high, high included); any ``*lr`` is >= 0.
+FLOAT_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "discount": (0.0, 1.0, True), "tau": (0.0, 1.0, True), "expectile": (0.0, 1.0, True),
+    "dropout": (0.0, 1.0, False), "rms_momentum": (0.0, 1.0, True), "weight_decay": (0.0, None, True),
+    "grad_clip": (0.0, None, True), "alpha": (0.0, None, True), "awac_lambda": (0.0, None, True),
+    "policy_noise": (0.0, None, True), "noise_clip": (0.0, None, True), "exp_adv_max": (0.0, None, True),
+    "max_weight": (0.0, None, True), "obs_std_eps": (0.0, None, True), "temperature": (0.0, None, True),
+    "beta": (0.0, None, True), "rtg_scale": (0.0, None, True)}
 
 
 def parse_value(text: str, current: Any, key: str) -> Any:

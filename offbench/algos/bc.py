@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -114,15 +114,6 @@ class BCConfig(AlgoConfig):
                       recipe="offbench"),
     }
 
-    def validate(self) -> None:
-        super().validate()
-        if self.context < 1:
-            raise UsageError(f"context must be >= 1, got {self.context}")
-        if not 0 <= self.dropout < 1:
-            raise UsageError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.weight_decay < 0 or self.warmup_steps < 0:
-            raise UsageError("weight_decay and warmup_steps must be >= 0")
-
     @property
     def windowed(self) -> bool:
         """Whether the policy is the DT paper's MLP over a window of states (else a Markov network)."""
@@ -134,8 +125,8 @@ class PBCConfig(BCConfig):
     """%BC: CORL's 10% BC by default; Key-to-Door: the successful episodes (DT paper)."""
 
     fraction: float = 0.1
-    by: str = "trajectories"  # trajectories (CORL) | timesteps (DT paper) | success (DT paper, Key-to-Door)
-    normalize_on: str = "selected"  # state statistics of the kept episodes (CORL) | all (the whole dataset, kzl)
+    by: Literal["trajectories", "timesteps", "success"] = "trajectories"  # trajectories (CORL) | timesteps (DT paper) | success (DT paper, Key-to-Door)
+    normalize_on: Literal["selected", "all"] = "selected"  # state statistics of the kept episodes (CORL) | all (the whole dataset, kzl)
 
     RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {
         "corl": {"*": {}},
@@ -150,12 +141,8 @@ class PBCConfig(BCConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.by not in ("timesteps", "trajectories", "success"):
-            raise UsageError(f"by must be timesteps, trajectories or success, got '{self.by}'")
         if not 0 < self.fraction <= 1:
             raise UsageError(f"fraction must be in (0, 1], got {self.fraction}")
-        if self.normalize_on not in ("selected", "all"):
-            raise UsageError(f"normalize_on must be selected or all, got '{self.normalize_on}'")
 
 
 class WindowMLP(nn.Module):

@@ -33,7 +33,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -69,7 +69,6 @@ from offbench.errors import UsageError
 #: (``run_dt_atari.py`` l.85-86), with ``len(train_dataset) = len(data) - 3 * context`` (l.50).
 MINGPT_WARMUP_TOKENS = 512 * 20
 
-INITS = ("default", "gpt2-blocks", "normal-all", "mingpt")
 
 
 @dataclass
@@ -115,13 +114,13 @@ class DTConfig(AlgoConfig):
     n_layers: int = 3
     n_heads: int = 1
     dropout: float = 0.1
-    activation: str = "relu"
+    activation: Literal["relu", "gelu"] = "relu"
     lr: float = 1e-4
     weight_decay: float = 1e-4
     warmup_steps: int = 10_000
     # after warmup: constant (gym recipe) | cosine (decay to 10% over the budget) | mingpt (kzl's Atari
     # trainer: warmup and cosine counted in tokens, floor 10%; ``warmup_steps`` unused)
-    lr_schedule: str = "constant"
+    lr_schedule: Literal["constant", "cosine", "mingpt"] = "constant"
     grad_clip: float = 0.25
     rtg_scale: float = 1000.0
     normalize_obs: bool = True
@@ -132,28 +131,18 @@ class DTConfig(AlgoConfig):
     # | normal-all: every Linear and Embedding (CORL; its fused q/k/v in-projection is
     # nn.MultiheadAttention's raw parameter, which CORL's apply does not reach: xavier-uniform, zero
     # bias, as there) | mingpt: blocks, head and action embedding (kzl Atari)
-    init: str = "default"
+    init: Literal["default", "gpt2-blocks", "normal-all", "mingpt"] = "default"
     embed_tanh: bool = False  # tanh on the return and action embeddings (Atari)
     embed_ln: bool = True  # LayerNorm over the token embeddings (gym; not in the Atari model)
-    positions: str = "timestep"  # timestep (gym: per step, on each token) | global+token (Atari)
+    positions: Literal["timestep", "global+token"] = "timestep"  # timestep (gym: per step, on each token) | global+token (Atari)
     head_bias: bool = True  # the action head's bias (minGPT's head has none)
     decay_weights_only: bool = False  # weight decay on Linear/Conv weights only (minGPT), else on all
-    windows: str = "padded"  # padded (left-padded at an episode's end) | end-aligned (moved back, Atari)
+    windows: Literal["padded", "end-aligned"] = "padded"  # padded (left-padded at an episode's end) | end-aligned (moved back, Atari)
 
     def validate(self) -> None:
         super().validate()
-        if self.lr_schedule not in ("constant", "cosine", "mingpt"):
-            raise UsageError(f"lr_schedule must be constant, cosine or mingpt, got '{self.lr_schedule}'")
         if self.embed_dim % self.n_heads:
             raise UsageError(f"embed_dim ({self.embed_dim}) must be divisible by n_heads ({self.n_heads})")
-        for key, value, allowed in (("init", self.init, INITS),
-                                    ("positions", self.positions, ("timestep", "global+token")),
-                                    ("windows", self.windows, ("padded", "end-aligned")),
-                                    ("activation", self.activation, ("relu", "gelu"))):
-            if value not in allowed:
-                raise UsageError(f"{key} must be one of {', '.join(allowed)}; got '{value}'")
-        if self.context < 1:
-            raise UsageError(f"context must be >= 1, got {self.context}")
 
     RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {
         "paper": {"*": {}},  # the class defaults and the domain's
