@@ -39,6 +39,7 @@ def test_generate_writes_every_level_with_the_recipe(pendulum_home: Path, monkey
     names = [f"pendulum-{lv}-local" for lv in ("random", "medium", "medium-replay", "medium-expert", "expert")]
     assert all(n in specs and specs[n].source == "generated" for n in names)
     assert "pendulum-medium-local-sparse" in specs
+    assert specs["pendulum-medium-local"].domain == "classic_control"  # not MuJoCo: named after gymnasium's family
     d = {n.split("-", 1)[1].rsplit("-", 1)[0]: cache.load(n, fetch_missing=False) for n in names}
     for lv in ("random", "medium", "expert"):
         assert len(d[lv]) == 1200 and d[lv].next_observations is not None

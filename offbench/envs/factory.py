@@ -29,7 +29,9 @@ def make_gym_env(env_id: str, domain: str = "", **kwargs: Any) -> gym.Env:
         raise OffbenchError(f"cannot make environment {env_id}: {e}{hint}") from None
     space = env.action_space
     if isinstance(space, gym.spaces.Box) and not (np.all(space.low == -1) and np.all(space.high == 1)):
-        env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
+        with warnings.catch_warnings():  # [-1, 1] is exact in float32: gymnasium's precision warning says nothing
+            warnings.filterwarnings("ignore", message=".*precision lowered by casting.*")
+            env = gym.wrappers.RescaleAction(env, -1.0, 1.0)
     return env
 
 

@@ -200,7 +200,7 @@ def generate(env: str, preset: str = "quick", levels: list[str] | None = None, o
                  "ref_min_return": ref_min, "ref_max_return": ref_max}
         digest = cache.save(name, "generated", arrays, attrs)
         entries[name] = {"description": f"{env_id} {lv}, made locally with the D4RL recipe ({preset} preset)",
-                         "domain": "mujoco", "source": "generated", "env": env_id, "max_episode_steps": max_steps,
+                         "domain": env_domain(env_id), "source": "generated", "env": env_id, "max_episode_steps": max_steps,
                          "ref_min_return": ref_min, "ref_max_return": ref_max, "score": "normalized score (local references)",
                          "target_returns": [round(ref_max * 1.1, 1), round(ref_max * 0.55, 1)],
                          "content_sha256": digest, "generated": made,
@@ -209,6 +209,19 @@ def generate(env: str, preset: str = "quick", levels: list[str] | None = None, o
     register_local(entries)
     log(f"references: random {ref_min:.1f}, expert {ref_max:.1f}")
     return list(names.values())
+
+
+def env_domain(env_id: str) -> str:
+    """The family of a gymnasium environment, from its entry point: ``mujoco`` (Hopper-v5, ...),
+    ``classic_control`` (Pendulum-v1), ``box2d``, ...; ``gymnasium`` when unknown."""
+    try:
+        entry = str(gym.spec(env_id).entry_point)
+    except gym.error.Error:
+        return "gymnasium"
+    if "mujoco" in entry:
+        return "mujoco"
+    found = re.match(r"gymnasium\.envs\.(\w+)", entry)
+    return found.group(1) if found else "gymnasium"
 
 
 def _whole(arrays: Arrays) -> Arrays:

@@ -10,9 +10,11 @@ truncations -> ``timeouts``; the reference returns come from the dataset's metad
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import os
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -80,16 +82,36 @@ def load_by_id(dataset_id: str) -> Any:
     return open_dataset(data)
 
 
+_quiet_lock = threading.Lock()
+_quiet_depth = 0
+_quiet_saved: list[tuple[logging.Logger, int]] = []
+
+
 @contextlib.contextmanager
 def _quiet(*loggers: str) -> Iterator[None]:
-    saved = [(logging.getLogger(n), logging.getLogger(n).level) for n in loggers]
-    for logger, _ in saved:
-        logger.setLevel(logging.CRITICAL)
+    """Silence the named libraries' loggers (imported first: importing one configures its logger)
+    until the last of the threads using them is done (downloads run in parallel threads)."""
+    global _quiet_depth, _quiet_saved
+    if os.environ.get("OFFBENCH_VERBOSE"):  # offbench --verbose: show them
+        yield
+        return
+    for name in (*loggers, "huggingface_hub.utils.logging"):  # imported lazily, it would reset its level
+        with contextlib.suppress(ImportError):
+            importlib.import_module(name)
+    with _quiet_lock:
+        if _quiet_depth == 0:
+            _quiet_saved = [(logging.getLogger(n), logging.getLogger(n).level) for n in loggers]
+            for logger, _ in _quiet_saved:
+                logger.setLevel(logging.CRITICAL)
+        _quiet_depth += 1
     try:
         yield
     finally:
-        for logger, level in saved:
-            logger.setLevel(level)
+        with _quiet_lock:
+            _quiet_depth -= 1
+            if _quiet_depth == 0:
+                for logger, level in _quiet_saved:
+                    logger.setLevel(level)
 
 
 def minari_remote() -> str:
