@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sys
 from pathlib import Path
 from typing import Any
 
 import click
-import numpy as np
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
@@ -17,8 +17,9 @@ from rich.table import Table
 from offbench import __version__
 from offbench.errors import Interrupted, OffbenchError, UsageError
 
-console = Console()
-err_console = Console(stderr=True)
+# piped or redirected, tables keep their natural width: names are never cut to fit 80 columns
+console = Console(width=None if sys.stdout.isatty() else 100_000)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 100_000)
 
 
 def _size(n: int | None) -> str:
@@ -39,6 +40,9 @@ class OffbenchGroup(click.Group):
         debug = "--debug" in argv
         if debug:  # accepted anywhere on the line, not only before the command
             argv = ["--debug", *(a for a in argv if a != "--debug")]
+        if "--verbose" in argv:  # likewise; seen by every process this command starts
+            argv = ["--verbose", *(a for a in argv if a != "--verbose")]
+            os.environ["OFFBENCH_VERBOSE"] = "1"
         try:
             return super().main(argv, *rest, standalone_mode=False, **kwargs)
         except click.exceptions.Exit as e:
@@ -71,10 +75,15 @@ class OffbenchGroup(click.Group):
             sys.exit(1)
 
 
+_threads_option = click.option("--threads", type=click.IntRange(min=1), default=None,
+                               help="Torch threads per job (default: the CPU cores free at start, shared between jobs).")
+
+
 @click.group(cls=OffbenchGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="offbench")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
-def main(debug: bool) -> None:
+@click.option("--verbose", is_flag=True, help="Show third-party libraries' log lines (retries, warnings).")
+def main(debug: bool, verbose: bool) -> None:
     """Offline RL benchmarking: fetch datasets, train algorithms over many seeds, report tables.
 
     \b
@@ -87,16 +96,29 @@ def main(debug: bool) -> None:
 
 @main.command("list")
 @click.argument("what", type=click.Choice(["datasets", "algos", "all"]), default="all")
-def list_cmd(what: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help="Print the lists as JSON.")
+def list_cmd(what: str, as_json: bool) -> None:
     """List registered datasets (source, cached, size on disk) and algorithms.
 
     \b
     Example:
       offbench list datasets
+      offbench list datasets --json
     """
     from offbench.algos import algorithm_names
     from offbench.data.cache import list_datasets
 
+    if as_json:
+        from offbench.algos import get_algorithm
+
+        listing: dict[str, Any] = {}
+        if what in ("datasets", "all"):
+            listing["datasets"] = list_datasets()
+        if what in ("algos", "all"):
+            listing["algos"] = [{"name": n, "description": ((get_algorithm(n).__doc__ or "").strip().splitlines() or [""])[0]}
+                                for n in algorithm_names()]
+        click.echo(json.dumps(listing, indent=1, default=str))
+        return
     if what in ("datasets", "all"):
         t = Table(title="datasets", caption="every dataset also has a '-sparse' variant (delayed reward), derived on load")
         for col in ("name", "domain", "source", "cached", "size", "description"):
@@ -172,6 +194,8 @@ def fetch(names: tuple[str, ...], fetch_all: bool, force: bool, mirror: str | No
     if from_file and from_dir:
         raise click.UsageError("give --from-file or --from-dir, not both")
     chosen = base_names() if fetch_all else resolve_names(list(names))
+    if mirror:
+        chosen = _mirrored(chosen, set(names))
     try:
         with _download_progress() as progress:
             outcome = fetch_many(chosen, force=force, mirror=mirror, local=from_file or from_dir,
@@ -188,6 +212,27 @@ def fetch(names: tuple[str, ...], fetch_all: bool, force: bool, mirror: str | No
         click.echo(f"error: {f.error}", err=True)
     if failed:
         sys.exit(1)
+
+
+def _mirrored(chosen: list[str], named: set[str]) -> list[str]:
+    """The datasets a mirror serves: those downloaded from a base URL. Others matched by a glob
+    are left out with one note; one named exactly is an error."""
+    from offbench.data.spec import get_spec
+
+    def served(name: str) -> bool:
+        return not str(get_spec(name).params.get("base_url", "file:")).startswith("file:")
+
+    named_ignoring = [n for n in chosen if n in named and not served(n)]
+    if named_ignoring:
+        spec = get_spec(named_ignoring[0])
+        raise UsageError(f"{spec.name} comes from its {spec.source} source, which does not use --mirror; "
+                         "fetch it without --mirror" + (" (MINARI_REMOTE sets minari's remote)" if spec.source == "minari" else ""))
+    left_out = [n for n in chosen if not served(n)]
+    if left_out:
+        sources = sorted({get_spec(n).source for n in left_out})
+        click.echo(f"note: left out {len(left_out)} datasets whose sources ({', '.join(sources)}) do not use --mirror; "
+                   "fetch them without it", err=True)
+    return [n for n in chosen if served(n)]
 
 
 def _download_progress() -> Progress:
@@ -208,28 +253,32 @@ def _download_progress() -> Progress:
               help="Override a preset field (sac_steps, start_steps, checkpoint_every, eval_episodes, transitions, hidden, seed).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--force", is_flag=True, help="Make the datasets again even if they exist.")
-def generate(env: str, preset: str, levels: str, sets: tuple[str, ...], device: str, force: bool) -> None:
+@_threads_option
+def generate(env: str, preset: str, levels: str, sets: tuple[str, ...], device: str, force: bool,
+             threads: int | None) -> None:
     """Make <env>-<level>-local datasets with the D4RL recipe (SAC behaviour policies), offline.
 
     ENV is hopper, walker2d, halfcheetah, ant, or any gymnasium id with continuous actions.
 
     \b
     Example:
-      offbench generate hopper --preset quick
-      offbench run --algo iql,bc --env 'hopper-*-local' --seeds 3
+      offbench generate hopper --preset quick          # <= 30 min on a 2-core CPU
+      offbench run --algo iql --env hopper-medium-local --seeds 3 --steps 20000
     """
+    from offbench.cores import CoreShare
     from offbench.data.sources.generate import generate as run_generate
     from offbench.train import resolve_device
 
     overrides = dict(_key_value(s) for s in sets)
-    names = run_generate(env, preset, _split(levels), overrides, device=str(resolve_device(device)), force=force,
-                         log=lambda line: console.print(line))
+    with CoreShare(threads):
+        names = run_generate(env, preset, _split(levels), overrides, device=str(resolve_device(device)), force=force,
+                             log=lambda line: console.print(line))
     console.print(f"registered: {', '.join(names)}")
 
 
-def _key_value(text: str) -> tuple[str, str]:
+def _key_value(text: str, option: str = "--set") -> tuple[str, str]:
     if "=" not in text:
-        raise click.UsageError(f"--set expects KEY=VALUE, got '{text}'")
+        raise click.UsageError(f"{option} expects {'ID=NAME' if option == '--label' else 'KEY=VALUE'}, got '{text}'")
     key, value = text.split("=", 1)
     return key.strip(), value.strip()
 
@@ -243,9 +292,10 @@ def _key_value(text: str) -> tuple[str, str]:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help="Override a config field; 'algo.key=value' for one algorithm.")
 @click.option("--results", type=click.Path(path_type=Path), default=None, help="Results directory (default ./results).")
-@click.option("--workers", type=click.IntRange(min=1), default=None, help="Parallel runs (default: one per CPU core).")
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Parallel runs (default: one per free CPU core).")
+@_threads_option
 def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int | None, device: str,
-        sets: tuple[str, ...], results: Path | None, workers: int | None) -> None:
+        sets: tuple[str, ...], results: Path | None, workers: int | None, threads: int | None) -> None:
     """Train and evaluate every (dataset, algorithm, seed) combination.
 
     Finished runs are skipped; interrupted ones resume from their last checkpoint.
@@ -265,8 +315,9 @@ def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int
     plans = plan_runs(_split(envs), _split(algos), seeds, root, list(sets), steps, eval_episodes)
     ensure_writable(root)
     try:
-        with _RunDisplay() as display:
-            outcome = run_plans(plans, device=device, workers=workers, report=display.report)
+        with _RunDisplay(plans) as display:
+            outcome = run_plans(plans, device=device, workers=workers, report=display.report, threads=threads,
+                                  check=False)
     except KeyboardInterrupt:
         raise Interrupted("interrupted: run the same command again to resume unfinished runs") from None
     for s in outcome.skipped:
@@ -288,11 +339,15 @@ def _split(text: str) -> list[str]:
 
 
 class _RunDisplay:
-    """Rich progress bars on a terminal; one plain line per finished run otherwise."""
+    """Rich progress bars on a terminal; otherwise one plain line per run when it starts (or
+    resumes), at each evaluation and when it ends."""
 
-    def __init__(self) -> None:
+    def __init__(self, plans: list[Any]) -> None:
+        from offbench.launch import TimeLeft
+
         self.live = console.is_terminal
         self.tasks: dict[str, Any] = {}
+        self.time_left, self.estimated = TimeLeft(plans), False
         self.progress = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
                                  TextColumn("{task.fields[score]}"), TimeElapsedColumn(), TimeRemainingColumn(),
                                  console=console, disable=not self.live)
@@ -310,19 +365,36 @@ class _RunDisplay:
         task = self.tasks[label]
         shown = "" if score is None else f"score {score:.1f}"
         self.progress.update(task, completed=max(step, 1) if event == "done" else step, score=shown)
-        if not self.live and event in ("done", "failed"):
-            click.echo(f"{event}: {label} {shown}")
+        self.time_left.update(event, label, step, total)
+        seconds = None if self.estimated else self.time_left.seconds()
+        if seconds is not None:
+            self.estimated = True
+            if seconds > 3600:  # say it early, while stopping costs little ('offbench run' resumes)
+                click.echo(f"estimate: about {seconds / 3600:.1f} h left for {len(self.time_left.left)} runs at the speed "
+                           "of the first minute; Ctrl-C stops, the same command resumes", err=True)
+        if self.live:
+            return
+        line = {"start": f"start: {label} ({total:,} steps)",
+                "resume": f"resume: {label} resuming from step {step:,}/{total:,}",
+                "restart": f"restart: {label} from step 0 (it stopped before its first checkpoint)",
+                "eval": f"eval: {label} step {step:,}/{total:,} {shown}",
+                "done": f"done: {label} {shown}", "failed": f"failed: {label}"}.get(event)
+        if line:
+            click.echo(line.rstrip())
 
 
 @main.command()
 @click.option("--results", type=click.Path(path_type=Path), default=None, help="Results directory (default ./results).")
-@click.option("--format", "fmt", type=click.Choice(["table", "md", "latex", "csv"]), default="table", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["table", "md", "latex", "csv", "json"]), default="table",
+              show_default=True, help="md, latex, csv, json: standard output holds that format only.")
+@click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @click.option("--stat", type=click.Choice(["last", "best"]), default="last", show_default=True,
               help="Final evaluation, or each seed's best evaluation.")
 @click.option("--ci", is_flag=True, help="Cells: mean ± 95% Student-t interval half-width instead of ± std.")
 @click.option("--algo", "algos", default=None, help="Algorithm globs, comma-separated.")
 @click.option("--env", "envs", default=None, help="Dataset globs, comma-separated.")
-@click.option("--label", "labels", multiple=True, metavar="HASH=NAME", help="Name a config (by config-hash prefix) as a column.")
+@click.option("--label", "labels", multiple=True, metavar="ID=NAME",
+              help="Name a config (by the prefix of its column's id or of its run folder) as a column.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="Write table.md/.tex/.csv, aggregates.csv (and figures with --plots) to this directory.")
 @click.option("--plots", is_flag=True, help="Also draw the figures (PNG and PDF) into --out (default results/report).")
@@ -330,7 +402,7 @@ class _RunDisplay:
 @click.option("--poi", nargs=2, metavar="A B", default=None, help="Probability that algorithm A beats B, with a 95% CI.")
 @click.option("--compare", metavar="published|PATH", default=None,
               help="Show published numbers next to the measured ones ('published': the shipped tables).")
-def report(results: Path | None, fmt: str, stat: str, ci: bool, algos: str | None, envs: str | None,
+def report(results: Path | None, fmt: str, as_json: bool, stat: str, ci: bool, algos: str | None, envs: str | None,
            labels: tuple[str, ...], out: Path | None, plots: bool, aggregate: bool, poi: tuple[str, str] | None,
            compare: str | None) -> None:
     """Tables of results: rows datasets grouped by domain, columns algorithms, mean ± spread over seeds.
@@ -344,37 +416,28 @@ def report(results: Path | None, fmt: str, stat: str, ci: bool, algos: str | Non
     """
     from offbench.paths import default_results_root
     from offbench.report import build, probability_of_improvement
-    from offbench.report.tables import to_csv, to_latex, to_markdown
+    from offbench.report.published import compare as compare_published, load_published
+    from offbench.report.render import Extras, Poi, render
 
+    fmt = "json" if as_json else fmt
     root = results or default_results_root()
     rep = build(root, stat, ci, _split(algos) if algos else None, _split(envs) if envs else None,
-                dict(_key_value(x) for x in labels))
-    if rep.empty:
-        for w in rep.warnings:
-            click.echo(f"warning: {w}", err=True)
-        raise OffbenchError(f"no finished runs under {root}; start some with 'offbench run'")
-    if fmt == "md":
-        click.echo(to_markdown(rep.grid, rep.note), nl=False)
-    elif fmt == "latex":
-        click.echo(to_latex(rep.grid, rep.note), nl=False)
-    elif fmt == "csv":
-        click.echo(to_csv(rep.table), nl=False)
-    else:
-        _print_grid(rep, root)
+                dict(_key_value(x, "--label") for x in labels))
+    extras = Extras()  # computed before anything is printed: a bad --poi fails with nothing half-written
     if aggregate:
-        agg = rep.aggregate_table
-        t = Table(title=f"aggregates over {agg['tasks'].iloc[0]} datasets, {agg['seeds'].iloc[0]} seeds "
-                        "(95% stratified bootstrap CIs)")
-        for c in ("algo", "metric", "value", "95% CI"):
-            t.add_column(c)
-        for r in agg.itertuples():
-            t.add_row(r.algo, r.metric, f"{r.value:.1f}", f"[{r.low:.1f}, {r.high:.1f}]")
-        console.print(t)
+        extras.aggregates = rep.aggregate_table
     if poi:
-        p, lo, hi = probability_of_improvement(rep, *poi)
-        console.print(f"P({poi[0]} > {poi[1]}) = {p:.2f} [95% CI {lo:.2f}, {hi:.2f}] over {len(rep.common_datasets())} datasets")
+        extras.poi = Poi(*poi, *probability_of_improvement(rep, *poi), len(rep.common_datasets()))
     if compare:
-        _print_comparison(rep, compare)
+        extras.comparison = compare_published(rep.table, load_published(compare))
+    machine = fmt != "table"
+    if machine:
+        stdout, stderr = render(rep, extras, fmt)
+        click.echo(stdout, nl=False)
+        if stderr:
+            click.echo(stderr, nl=False, err=True)
+    else:
+        _print_report(rep, extras, root)
     if out or plots:
         from offbench.report.outputs import write_plots, write_tables
 
@@ -385,14 +448,17 @@ def report(results: Path | None, fmt: str, stat: str, ci: bool, algos: str | Non
             written += figs
             for s in skipped:
                 click.echo(f"note: {s}", err=True)
-        console.print(f"wrote {len(written)} files to {target}")
+        (err_console if machine else console).print(f"wrote {len(written)} files to {target}")
     for w in rep.warnings:
         click.echo(f"warning: {w}", err=True)
 
 
-def _print_grid(rep: Any, root: Path) -> None:
+def _print_report(rep: Any, extras: Any, root: Path) -> None:
+    """The terminal form: the table, then each extra section as a table of its own."""
+    from offbench.report.render import COMPARISON_TITLE, aggregate_rows, aggregate_title, comparison_rows
+
     g = rep.grid
-    t = Table(title=f"offbench results ({root})", caption=rep.note)
+    t = Table(title=f"offbench results ({root})")
     t.add_column("dataset")
     for c in g.columns:
         t.add_column(c, justify="right")
@@ -402,22 +468,24 @@ def _print_grid(rep: Any, root: Path) -> None:
         t.add_row(f"[italic]{r}[/italic]" if r in g.average_rows else r, *cells,
                   end_section=r in g.average_rows)
     console.print(t)
+    console.print(rep.note, highlight=False)
+    if extras.aggregates is not None:
+        _print_frame(aggregate_rows(extras.aggregates), aggregate_title(extras.aggregates))
+    if extras.poi is not None:
+        console.print(extras.poi.sentence())
+    if extras.comparison is not None:
+        if len(extras.comparison):
+            _print_frame(comparison_rows(extras.comparison), COMPARISON_TITLE)
+        else:
+            console.print("no measured (dataset, algorithm) pair has a published number")
 
 
-def _print_comparison(rep: Any, where: str) -> None:
-    from offbench.report.published import compare, load_published
-
-    cmp = compare(rep.table, load_published(where))
-    if cmp.empty:
-        console.print("no measured (dataset, algorithm) pair has a published number")
-        return
-    t = Table(title="measured vs published (mean; published spread where given)")
-    for c in ("dataset", "algo", "measured", "published", "difference", "within published spread", "source"):
-        t.add_column(c)
-    for r in cmp.itertuples():
-        pub = f"{r.published:.1f}" + ("" if np.isnan(r.published_spread) else f" ± {r.published_spread:.1f}")
-        t.add_row(r.dataset, r.algo, f"{r.measured:.1f} ± {r.measured_std:.1f}", pub, f"{r.difference:+.1f}",
-                  r.within_published_spread, r.source)
+def _print_frame(df: Any, title: str) -> None:
+    t = Table(title=title)
+    for c in df.columns:
+        t.add_column(str(c))
+    for row in df.itertuples(index=False):
+        t.add_row(*(str(v) for v in row))
     console.print(t)
 
 
@@ -430,8 +498,9 @@ def _print_comparison(rep: Any, where: str) -> None:
 @click.option("--episodes", type=click.IntRange(min=1), default=10, show_default=True, help="Episodes per target.")
 @click.option("--results", type=click.Path(path_type=Path), default=None, help="Results directory (default ./results).")
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@_threads_option
 def evaluate(dataset: str, algo: str, sweep: bool, targets: str | None, points: int, episodes: int,
-             results: Path | None, device: str) -> None:
+             results: Path | None, device: str, threads: int | None) -> None:
     """Evaluate trained runs again; --sweep: achieved return at a grid of target returns.
 
     Writes sweep.jsonl into each run directory; 'offbench report --plots' draws the
@@ -448,7 +517,7 @@ def evaluate(dataset: str, algo: str, sweep: bool, targets: str | None, points: 
         grid = [float(t) for t in _split(targets)] if targets else None
     except ValueError:
         raise UsageError(f"--targets expects comma-separated numbers, got '{targets}'") from None
-    written = run_sweep(results or default_results_root(), dataset, algo, grid, points, episodes, device)
+    written = run_sweep(results or default_results_root(), dataset, algo, grid, points, episodes, device, threads)
     console.print(f"swept {len(written)} runs: {', '.join(str(p) for p in written)}")
 
 
