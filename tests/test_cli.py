@@ -125,3 +125,14 @@ def test_inputs_that_would_be_ignored_are_refused(tmp_path: Path) -> None:
     line = one_line_error(offbench("report", "--label", "zzzz=DT", env=env), 2)
     assert "no run's config starts with 'zzzz'" in line
     assert offbench("report", "--label", "zzzz=DT", "--format", "md", env=env).returncode == 2
+
+
+def test_a_mirror_applies_only_to_sources_that_download_from_one() -> None:
+    mirror = "http://127.0.0.1:9/offline_rl/"  # nothing listens: the D4RL downloads fail at once
+    p = offbench("fetch", "walker2d-expert*", "--mirror", mirror)
+    assert p.returncode == 1
+    notes = [line for line in p.stderr.splitlines() if line.startswith("note:")]
+    assert notes == ["note: left out 1 datasets whose sources (minari) do not use --mirror; fetch them without it"]
+    assert "minari" not in p.stderr.replace(notes[0], "") and "127.0.0.1:9" in p.stderr
+    line = one_line_error(offbench("fetch", "walker2d-expert-minari", "--mirror", mirror), 2)
+    assert "does not use --mirror" in line

@@ -146,3 +146,14 @@ def test_medium_is_refused_when_no_checkpoint_lies_near_it() -> None:
     assert "\n" not in str(err.value)
     with pytest.raises(OffbenchError, match="does not beat the random policy"):
         pick_medium(_checkpoints([-1500, -1300]), random_return=-1200.0, window=20)
+
+
+def test_rescaled_actions_raise_no_precision_warning() -> None:
+    import warnings
+
+    from offbench.envs.factory import make_gym_env
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any warning fails the test
+        env = make_gym_env("Pendulum-v1")
+    assert env.action_space.low.tolist() == [-1.0] and env.action_space.high.tolist() == [1.0]

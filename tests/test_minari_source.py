@@ -100,3 +100,38 @@ def test_minari_download_failure_is_one_line(minari_root: Path) -> None:
         cache.fetch("walker2d-expert-minari")
     assert "\n" not in str(e.value) and "--from-dir" in str(e.value)
     assert not cache.is_cached("walker2d-expert-minari")
+
+
+def test_library_loggers_stay_quiet_until_the_last_download_thread_is_done() -> None:
+    import logging
+    import threading
+
+    from offbench.data.sources.minari import _quiet
+
+    pytest.importorskip("huggingface_hub.utils.logging")  # configures its logger's level on import
+    hub = logging.getLogger("huggingface_hub")
+    before = hub.level
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen: list[int] = []
+
+    def first() -> None:
+        with _quiet("huggingface_hub", "minari"):
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second() -> None:
+        first_in.wait(10)
+        with _quiet("huggingface_hub", "minari"):
+            second_in.set()
+            first_out.wait(10)
+            # the first download is done, this one still retries: its log lines must stay silent
+            seen.append(logging.getLogger("huggingface_hub.utils._http").getEffectiveLevel())
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert seen == [logging.CRITICAL]
+    assert hub.level == before
