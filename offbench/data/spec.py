@@ -5,19 +5,15 @@ from __future__ import annotations
 import dataclasses
 import fnmatch
 import os
-import sys
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from offbench import tomlfile
 from offbench.errors import OffbenchError, UsageError, unknown
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 SPARSE = "-sparse"
 COMMON_KEYS = {
@@ -101,8 +97,8 @@ def registry_path() -> Path:
 @lru_cache(maxsize=4)
 def _load(path: Path, mtime: float) -> dict[str, DatasetSpec]:
     try:
-        tables = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
+        tables = tomlfile.read(path)
+    except (OSError, tomlfile.TOMLDecodeError) as e:
         raise OffbenchError(f"cannot read dataset registry {path}: {e}") from None
     specs = {name: DatasetSpec.from_toml(name, t) for name, t in tables.items()}
     for name in list(specs):

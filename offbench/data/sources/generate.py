@@ -31,6 +31,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 
+from offbench import tomlfile
 from offbench.data.dataset import Dataset
 from offbench.data.sources import SOURCES, Arrays, FetchContext
 from offbench.data.sources.d4rl import episode_starts
@@ -233,10 +234,8 @@ def _whole(arrays: Arrays) -> Arrays:
 
 def register_local(entries: dict[str, dict[str, Any]]) -> Path:
     """Add or replace entries in ``$OFFBENCH_HOME/local-datasets.toml`` (written atomically)."""
-    import tomllib
-
     path = local_registry_path()
-    tables = tomllib.loads(path.read_text()) if path.exists() else {}
+    tables = tomlfile.read(path) if path.exists() else {}
     tables.update(entries)
     lines = ["# Datasets made on this machine by `offbench generate`; read with datasets.toml.", ""]
     for name, table in tables.items():

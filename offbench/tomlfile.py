@@ -1,0 +1,22 @@
+"""Reading TOML on every supported Python: ``tomllib`` (3.11+) or its backport ``tomli`` (3.10)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the `tomli` dependency
+    import tomli as tomllib  # type: ignore[no-redef]
+
+TOMLDecodeError = tomllib.TOMLDecodeError
+
+
+def loads(text: str) -> dict[str, Any]:
+    return tomllib.loads(text)
+
+
+def read(path: Path) -> dict[str, Any]:
+    """The tables of the TOML file at ``path``."""
+    return tomllib.loads(path.read_text())
