@@ -56,6 +56,7 @@ from offbench.algos.nets import (
     push_window,
     sample_or_argmax,
     state_network,
+    warmup_then,
 )
 from offbench.data.dataset import Dataset, WindowSampler
 from offbench.data.spec import DatasetSpec
@@ -99,6 +100,7 @@ class BCConfig(AlgoConfig):
     dropout: float = 0.0
     weight_decay: float = 0.0  # > 0: AdamW (DT paper) on every parameter; 0: Adam (CORL)
     warmup_steps: int = 0  # linear warmup min((step + 1) / warmup, 1), then constant (DT paper: 10k)
+    lr_schedule: Literal["constant", "cosine"] = "constant"  # after warmup; cosine: to 10% over the budget
     obs_std_eps: float = 1e-3  # states standardized as (s - mean) / (std + eps): CORL 1e-3, kzl 1e-6
 
     #: ``offbench``: the Markov network with offbench's own settings where no publication gives
@@ -216,11 +218,13 @@ class BC(TransitionAlgorithm):
             self.optim = adamw(self.actor.parameters(), lr=c.lr, weight_decay=c.weight_decay)
         else:
             self.optim = adam(self.actor.parameters(), lr=c.lr)
-        self.sched = torch.optim.lr_scheduler.LambdaLR(self.optim, self.lr_factor) if c.warmup_steps else None
+        scheduled = c.warmup_steps or c.lr_schedule != "constant"
+        self.sched = torch.optim.lr_scheduler.LambdaLR(self.optim, self.lr_factor) if scheduled else None
 
     def lr_factor(self, step: int) -> float:
-        """kzl: ``LambdaLR(optimizer, lambda steps: min((steps+1)/warmup_steps, 1))``."""
-        return min((step + 1) / self.config.warmup_steps, 1.0)
+        """kzl: ``LambdaLR(optimizer, lambda steps: min((steps+1)/warmup_steps, 1))``; then constant
+        or (``lr_schedule=cosine``) decayed to 10% over the budget."""
+        return warmup_then(step, self.config.warmup_steps, self.config.steps, self.config.lr_schedule)
 
     def make_sampler(self, data: Dataset, rng: np.random.Generator) -> Any:
         if not self.windowed:

@@ -58,6 +58,7 @@ from offbench.algos.nets import (
     reinit_,
     sample_or_argmax,
     seed_rows,
+    warmup_then,
 )
 from offbench.data.dataset import Dataset, WindowSampler
 from offbench.data.spec import DatasetSpec
@@ -430,12 +431,7 @@ class DT(Algorithm):
             # kzl's 5 epochs never reach: 5 / 6 of them)
             progress = min(1.0, (tokens - MINGPT_WARMUP_TOKENS) / max(1, self.final_tokens - MINGPT_WARMUP_TOKENS))
             return max(0.1, 0.5 * (1.0 + math.cos(math.pi * progress)))
-        if step < c.warmup_steps:
-            return (step + 1) / c.warmup_steps
-        if c.lr_schedule == "cosine":
-            progress = min(1.0, (step - c.warmup_steps) / max(1, c.steps - c.warmup_steps))
-            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-        return 1.0
+        return warmup_then(step, c.warmup_steps, c.steps, c.lr_schedule)
 
     def make_sampler(self, data: Dataset, rng: np.random.Generator) -> WindowSampler:
         cls = EndAlignedWindowSampler if self.config.windows == "end-aligned" else WindowSampler

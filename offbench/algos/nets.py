@@ -461,3 +461,15 @@ def return_range_reward_scale(episode_returns: np.ndarray) -> float:
     the reward multiplier of CORL's ``modify_reward`` and the IQL authors' ``normalize``."""
     spread = float(np.max(episode_returns) - np.min(episode_returns)) if len(episode_returns) else 0.0
     return RETURN_RANGE_TARGET / spread if spread > 0 else 1.0
+
+
+def warmup_then(step: int, warmup: int, steps: int, schedule: str) -> float:
+    """Learning-rate multiplier of update ``step`` (0-based): linear warmup over ``warmup``
+    updates (kzl's ``min((step + 1) / warmup, 1)``), then constant, or (``cosine``) a cosine decay
+    to 10% at the end of the ``steps`` budget."""
+    if step < warmup:
+        return (step + 1) / warmup
+    if schedule == "cosine":
+        progress = min(1.0, (step - warmup) / max(1, steps - warmup))
+        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+    return 1.0
