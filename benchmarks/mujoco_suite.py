@@ -75,7 +75,7 @@ def main() -> None:
     mr = f"{args.env}-medium-replay-local"
     long_results = args.results.with_name(args.results.name + "-long")
     if not all(n in all_specs() for n in names):
-        from offbench.data.sources.generate import generate
+        from offbench.generate import generate
 
         generate(args.env, "quick")
     t0 = time.perf_counter()

@@ -26,7 +26,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from offbench.data.sources.atari_local import write_npy_gz
+from offbench.generate.atari import write_npy_gz
 
 HERE = Path(__file__).resolve().parent
 

@@ -266,7 +266,7 @@ def generate(env: str, preset: str, levels: str, sets: tuple[str, ...], device: 
       offbench run --algo iql --env hopper-medium-local --seeds 3 --steps 20000
     """
     from offbench.cores import CoreShare
-    from offbench.data.sources.generate import generate as run_generate
+    from offbench.generate import generate as run_generate
     from offbench.train import resolve_device
 
     overrides = dict(_key_value(s) for s in sets)

@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from offbench.algos.base import get_algorithm
+from offbench.algos import get_algorithm
 from offbench.cores import CoreShare, free_cores, threads_per_job
 from offbench.data import cache
 from offbench.data.spec import get_spec, resolve_names

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from offbench.algos.base import get_algorithm
+from offbench.algos import get_algorithm
 from offbench.cores import CoreShare
 from offbench.data import cache
 from offbench.errors import OffbenchError, UsageError

@@ -15,7 +15,8 @@ import numpy as np
 import torch
 
 from offbench import __version__
-from offbench.algos.base import AlgoConfig, Algorithm, get_algorithm
+from offbench.algos.base import AlgoConfig, Algorithm
+from offbench.algos import get_algorithm
 from offbench.batches import seed_batches
 from offbench.data import cache
 from offbench.errors import OffbenchError, UsageError

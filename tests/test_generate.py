@@ -117,7 +117,7 @@ def test_d4rl_dataset_trains_and_evaluates_in_real_mujoco(tmp_path: Path) -> Non
 
 
 def _checkpoints(returns: list[float]) -> list:
-    from offbench.online import Checkpoint
+    from offbench.generate.sac import Checkpoint
 
     return [Checkpoint(1000 * (i + 1), r, {}) for i, r in enumerate(returns)]
 
@@ -125,7 +125,7 @@ def _checkpoints(returns: list[float]) -> list:
 def test_medium_is_a_third_of_the_way_from_random_to_expert_with_negative_returns() -> None:
     """Pendulum-like returns (random -1200, expert -122): a third of the expert's return (-41) is
     better than the expert itself, so "closest to expert / 3" picked the expert as medium."""
-    from offbench.data.sources.generate import pick_medium
+    from offbench.generate.d4rl import pick_medium
 
     expert, medium = pick_medium(_checkpoints([-1500, -1100, -800, -400, -122]), random_return=-1200.0, window=20)
     assert expert.eval_return == -122 and medium.eval_return == -800  # 100 * 400 / 1078 = 37 of 100
@@ -138,7 +138,7 @@ def test_medium_is_a_third_of_the_way_from_random_to_expert_with_negative_return
 
 
 def test_medium_is_refused_when_no_checkpoint_lies_near_it() -> None:
-    from offbench.data.sources.generate import pick_medium
+    from offbench.generate.d4rl import pick_medium
     from offbench.errors import OffbenchError
 
     with pytest.raises(OffbenchError, match="no SAC checkpoint lies near a third") as err:

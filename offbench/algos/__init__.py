@@ -1,5 +1,18 @@
-"""Algorithms: one file each on the shared training loop (see ``base.py`` for the protocol)."""
+"""Offline RL algorithms, one file each, registered by name (plug-ins through the
+``offbench.algorithms`` entry point group)."""
 
-from offbench.algos.base import ALGORITHMS, AlgoConfig, Algorithm, algorithm_names, get_algorithm
+from offbench.algos import awac, bc, cql, dt, iql, random, td3bc, weighted_bc  # noqa: F401  (they register themselves)
+from offbench.algos.base import ALGORITHMS, Algorithm
+from offbench.algos.config import AlgoConfig
 
 __all__ = ["ALGORITHMS", "AlgoConfig", "Algorithm", "algorithm_names", "get_algorithm"]
+
+
+def get_algorithm(name: str) -> type[Algorithm]:
+    """The algorithm class registered as ``name``: a built-in or a plug-in's entry point."""
+    return ALGORITHMS.get(name)
+
+
+def algorithm_names() -> list[str]:
+    """Every registered algorithm name, plug-ins included."""
+    return ALGORITHMS.names()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import json
 import os
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -13,6 +14,7 @@ from typing import Any
 
 from offbench import tomlfile
 from offbench.errors import OffbenchError, UsageError, unknown
+from offbench.paths import write_text_atomic
 
 
 SPARSE = "-sparse"
@@ -159,3 +161,29 @@ def resolve_names(patterns: list[str]) -> list[str]:
             matches = [get_spec(pattern).name]
         out.extend(m for m in matches if m not in out)
     return out
+
+
+def register_local(entries: dict[str, dict[str, Any]]) -> Path:
+    """Add or replace entries in ``$OFFBENCH_HOME/local-datasets.toml`` (written atomically)."""
+    path = local_registry_path()
+    tables = tomlfile.read(path) if path.exists() else {}
+    tables.update(entries)
+    lines = ["# Datasets made on this machine by `offbench generate`; read with datasets.toml.", ""]
+    for name, table in tables.items():
+        lines.append(f'["{name}"]')
+        lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
+        lines.append("")
+    write_text_atomic(path, "\n".join(lines))
+    return path
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
+    return json.dumps(str(v))

@@ -16,7 +16,7 @@ import h5py
 import numpy as np
 
 from offbench.data.download import Download, discard, download, sha256_file, url_join
-from offbench.data.sources import SOURCES, Arrays, FetchContext
+from offbench.data.sources.base import SOURCES, Arrays, FetchContext
 from offbench.data.spec import DatasetSpec
 from offbench.errors import OffbenchError
 

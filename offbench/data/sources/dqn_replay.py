@@ -32,7 +32,7 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from offbench.data.download import Download, discard, download, url_join
-from offbench.data.sources import SOURCES, Arrays, FetchContext
+from offbench.data.sources.base import SOURCES, Arrays, FetchContext
 from offbench.data.spec import DatasetSpec
 from offbench.errors import OffbenchError
 

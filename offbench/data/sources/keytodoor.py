@@ -11,9 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from offbench.data.sources import SOURCES, FetchContext
+from offbench.data.sources.base import SOURCES, FetchContext
 from offbench.data.spec import DatasetSpec
 from offbench.envs.keytodoor import KeyToDoorEnv
+from offbench.envs.rollout import random_episode
 
 
 def random_trajectories(env: KeyToDoorEnv, episodes: int, seed: int) -> dict[str, np.ndarray]:
@@ -22,17 +23,12 @@ def random_trajectories(env: KeyToDoorEnv, episodes: int, seed: int) -> dict[str
     obs_list, act_list, rew_list, term_list, trunc_list, starts = [], [], [], [], [], []
     for i in range(episodes):
         starts.append(len(act_list))
-        obs, _ = env.reset(seed=seed + i)
-        done = False
-        while not done:
-            action = int(rng.integers(env.action_space.n))
-            next_obs, reward, terminated, truncated, _ = env.step(action)
+        for obs, action, reward, terminated, truncated in random_episode(env, rng, seed + i):
             obs_list.append(obs)
             act_list.append(action)
             rew_list.append(reward)
             term_list.append(terminated)
             trunc_list.append(truncated)
-            obs, done = next_obs, terminated or truncated
     return {
         "observations": np.asarray(obs_list, dtype=np.uint8),
         "actions": np.asarray(act_list, dtype=np.int64),

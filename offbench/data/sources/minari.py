@@ -22,7 +22,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from offbench.data.sources import SOURCES, Arrays, FetchContext
+from offbench.data.sources.base import SOURCES, Arrays, FetchContext
 from offbench.data.spec import DatasetSpec
 from offbench.errors import OffbenchError
 

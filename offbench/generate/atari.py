@@ -19,7 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from offbench.data.spec import all_specs
+from offbench.data import cache
+from offbench.data.spec import all_specs, register_local
+from offbench.envs.rollout import random_episode
 from offbench.errors import UsageError
 from offbench.paths import cache_root, inside
 
@@ -57,17 +59,11 @@ def play_checkpoint(env: Any, episodes: int, rng: np.random.Generator, seed: int
             actions.append(0)
             rewards.append(0.0)
             terminals.append(0)
-        obs, _ = env.reset(seed=seed + e)
-        done = False
-        while not done:
-            a = int(rng.integers(env.action_space.n))
-            nxt, r, term, trunc, _ = env.step(a)
+        for obs, action, reward, terminated, truncated in random_episode(env, rng, seed + e):
             frames.append(obs)
-            actions.append(a)
-            rewards.append(r)
-            done = term or trunc
-            terminals.append(int(done))
-            obs = nxt
+            actions.append(action)
+            rewards.append(reward)
+            terminals.append(int(terminated or truncated))
     rows = len(frames)
     capacity = rows + 16  # a buffer not yet full: zeros after the write cursor
     pad = capacity - rows
@@ -83,9 +79,7 @@ def play_checkpoint(env: Any, episodes: int, rng: np.random.Generator, seed: int
 
 def generate_atari(game: str, preset: str, log: Callable[[str], None]) -> list[str]:
     """Write the checkpoints, register ``<game>-local`` and convert it into the cache."""
-    from offbench.data import cache
-    from offbench.data.sources.generate import register_local
-    from offbench.envs.atari import make_atari
+    from offbench.envs.atari import make_atari  # needs the 'atari' extra
 
     if preset not in ATARI_PRESETS:
         raise UsageError(f"Atari presets: {', '.join(ATARI_PRESETS)} (got '{preset}')")

@@ -31,14 +31,14 @@ import gymnasium as gym
 import numpy as np
 import torch
 
-from offbench import tomlfile
+from offbench.data import cache
 from offbench.data.dataset import Dataset
-from offbench.data.sources import SOURCES, Arrays, FetchContext
+from offbench.data.sources import Arrays
 from offbench.data.sources.d4rl import episode_starts
-from offbench.data.spec import DatasetSpec, all_specs, local_registry_path
+from offbench.data.spec import all_specs, register_local
 from offbench.envs.factory import make_gym_env
 from offbench.errors import OffbenchError, UsageError
-from offbench.paths import write_text_atomic
+from offbench.generate.sac import policy_fn, rollouts, train_sac
 
 LEVELS = ("random", "medium", "medium-replay", "medium-expert", "expert")
 #: Short names for the D4RL locomotion environments (evaluated on gymnasium v4, as D4RL's data).
@@ -128,15 +128,10 @@ def _cut(arrays: Arrays, n: int) -> Arrays:
     return out
 
 
-def generate(env: str, preset: str = "quick", levels: list[str] | None = None, overrides: dict[str, str] | None = None,
-             device: str = "cpu", force: bool = False, log: Callable[[str], None] = print) -> list[str]:
+def generate_d4rl(env: str, preset: str = "quick", levels: list[str] | None = None,
+                  overrides: dict[str, str] | None = None, device: str = "cpu", force: bool = False,
+                  log: Callable[[str], None] = print) -> list[str]:
     """Run the D4RL recipe for ``env``; return the registered dataset names."""
-    from offbench.data import cache
-    from offbench.data.sources.atari_local import GAMES, generate_atari
-    from offbench.online import policy_fn, rollouts, train_sac
-
-    if env.lower() in GAMES:
-        return generate_atari(env.lower(), preset, log)
     levels = list(levels or LEVELS)
     unknown = [lv for lv in levels if lv not in LEVELS]
     if unknown:
@@ -230,39 +225,3 @@ def _whole(arrays: Arrays) -> Arrays:
     ends = np.flatnonzero(arrays["terminals"] | arrays["timeouts"])
     n = int(ends[-1]) + 1 if len(ends) else len(arrays["rewards"])
     return _cut(arrays, n)
-
-
-def register_local(entries: dict[str, dict[str, Any]]) -> Path:
-    """Add or replace entries in ``$OFFBENCH_HOME/local-datasets.toml`` (written atomically)."""
-    path = local_registry_path()
-    tables = tomlfile.read(path) if path.exists() else {}
-    tables.update(entries)
-    lines = ["# Datasets made on this machine by `offbench generate`; read with datasets.toml.", ""]
-    for name, table in tables.items():
-        lines.append(f'["{name}"]')
-        lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]
-        lines.append("")
-    write_text_atomic(path, "\n".join(lines))
-    return path
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    if isinstance(v, dict):
-        return "{ " + ", ".join(f"{k} = {_toml_value(x)}" for k, x in v.items()) + " }"
-    return json.dumps(str(v))
-
-
-@SOURCES.register("generated")
-def build(spec: DatasetSpec, ctx: FetchContext) -> tuple[Arrays, dict[str, Any]]:
-    """Generated datasets are written by ``offbench generate``; fetching can only say so."""
-    raise OffbenchError(f"{spec.name} is made by 'offbench generate' and its cache file is missing; "
-                        f"run '{spec.params.get('command', 'offbench generate')}' again")
-
-
-build.imports_local = False  # type: ignore[attr-defined]  # offbench makes these; --from-file has nothing to import
