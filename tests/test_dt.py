@@ -88,7 +88,7 @@ def test_last_only_prediction_equals_the_full_forward_pass(float64: None) -> Non
 def test_a_block_computed_for_some_rows_equals_those_rows_of_the_full_block(float64: None) -> None:
     """The final block computes only the state tokens (training) or the last one (evaluation)."""
     from offbench.algos.dt import Block
-    from offbench.algos.nets import seeded_init
+    from offbench.algos.seeded import seeded_init
 
     with seeded_init([0, 1]):
         block = Block(16, 2, 0.0, "relu")

@@ -16,7 +16,8 @@ import pytest
 import torch
 
 from offbench.algos import get_algorithm
-from offbench.algos.nets import DeterministicActor, GaussianActor, SeedLinear, seed_linears
+from offbench.algos.nets import DeterministicActor, GaussianActor
+from offbench.algos.seeded import SeedLinear, seed_linears
 from offbench.data.spec import get_spec
 from offbench.errors import UsageError
 from tests.test_algorithms import toy_dataset

@@ -12,7 +12,7 @@ import torch
 from offbench.algos import get_algorithm
 from offbench.algos.bc import WindowPolicy
 from offbench.algos.dt import DT, DecisionTransformer, DTConfig, EndAlignedWindowSampler
-from offbench.algos.nets import SeedConv2d, SeedLinear, seeded_init
+from offbench.algos.seeded import SeedConv2d, SeedLinear, seeded_init
 from offbench.batches import SeedBatches
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec, get_spec

@@ -20,7 +20,8 @@ import numpy as np
 import torch
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
-from offbench.algos.nets import GaussianActor, TwinQ, adam, per_seed, soft_update
+from offbench.algos.nets import GaussianActor, TwinQ, soft_update
+from offbench.algos.seeded import adam, per_seed
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
 

@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from offbench.algos.config import CORL_OBS_STD_EPS, AlgoConfig, parse_value  # noqa: F401  (re-exported)
-from offbench.algos.nets import ObsNormalizer, SeedNoise, return_range_reward_scale, seeded_init
+from offbench.algos.nets import ObsNormalizer, return_range_reward_scale
+from offbench.algos.seeded import SeedNoise, seeded_init
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
 from offbench.errors import UsageError

@@ -45,19 +45,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, MarkovPolicy, Policy, TransitionAlgorithm
-from offbench.algos.nets import (
-    ObsNormalizer,
-    SeedLinear,
-    SeedNoise,
-    adam,
-    adamw,
-    is_image,
-    per_seed,
-    push_window,
-    sample_or_argmax,
-    state_network,
-    warmup_then,
-)
+from offbench.algos.nets import ObsNormalizer, is_image, push_window, state_network, warmup_then
+from offbench.algos.seeded import SeedLinear, SeedNoise, adam, adamw, per_seed, sample_or_argmax
 from offbench.data.dataset import Dataset, WindowSampler
 from offbench.data.spec import DatasetSpec
 from offbench.data.variants import successful, top_fraction

@@ -31,17 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
-from offbench.algos.nets import (
-    TanhGaussianActor,
-    TwinQ,
-    adam,
-    frozen,
-    orthogonal_init_,
-    per_seed,
-    soft_update,
-    state_network,
-    xavier_last_layer_,
-)
+from offbench.algos.nets import TanhGaussianActor, TwinQ, frozen, soft_update, state_network
+from offbench.algos.seeded import adam, orthogonal_init_, per_seed, xavier_last_layer_
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
 

@@ -41,9 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, Algorithm
-from offbench.algos.nets import (
-    NatureCNN,
-    ObsNormalizer,
+from offbench.algos.nets import NatureCNN, ObsNormalizer, is_image, push_window, warmup_then
+from offbench.algos.seeded import (
     SeedConv2d,
     SeedEmbedding,
     SeedLayerNorm,
@@ -52,13 +51,10 @@ from offbench.algos.nets import (
     adamw,
     clip_grad_norm_per_seed,
     init_linear_,
-    is_image,
-    push_window,
     n_init_seeds,
     reinit_,
     sample_or_argmax,
     seed_rows,
-    warmup_then,
 )
 from offbench.data.dataset import Dataset, WindowSampler
 from offbench.data.spec import DatasetSpec

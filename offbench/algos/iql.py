@@ -32,15 +32,8 @@ import numpy as np
 import torch
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
-from offbench.algos.nets import (
-    DeterministicActor,
-    GaussianActor,
-    TwinQ,
-    adam,
-    mlp,
-    per_seed,
-    soft_update,
-)
+from offbench.algos.nets import DeterministicActor, GaussianActor, TwinQ, mlp, soft_update
+from offbench.algos.seeded import adam, per_seed
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
 

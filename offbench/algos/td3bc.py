@@ -16,7 +16,8 @@ import numpy as np
 import torch
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
-from offbench.algos.nets import TwinQ, adam, frozen, mlp, per_seed, soft_update
+from offbench.algos.nets import TwinQ, frozen, mlp, soft_update
+from offbench.algos.seeded import adam, per_seed
 from offbench.data.dataset import Dataset
 from offbench.data.spec import DatasetSpec
 

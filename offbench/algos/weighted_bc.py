@@ -25,7 +25,8 @@ import torch
 
 from offbench.algos.base import ALGORITHMS
 from offbench.algos.bc import BC, BCConfig
-from offbench.algos.nets import adam, per_seed, state_network
+from offbench.algos.nets import state_network
+from offbench.algos.seeded import adam, per_seed
 from offbench.data.dataset import Dataset, TransitionSampler
 from offbench.data.spec import DatasetSpec
 from offbench.errors import UsageError
