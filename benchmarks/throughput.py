@@ -50,7 +50,7 @@ from offbench.algos import get_algorithm
 from offbench.batches import seed_batches
 from offbench.data.dataset import Dataset
 from offbench.data.spec import get_spec
-from offbench.train import resolve_device
+from offbench.devices import resolve_device
 
 SHARED = ["bc", "td3bc", "iql", "cql", "awac", "dt"]  # implemented by d3rlpy too
 OURS_ONLY = ["pbc", "rwr", "awr"]

@@ -267,7 +267,7 @@ def generate(env: str, preset: str, levels: str, sets: tuple[str, ...], device: 
     """
     from offbench.cores import CoreShare
     from offbench.generate import generate as run_generate
-    from offbench.train import resolve_device
+    from offbench.devices import resolve_device
 
     overrides = dict(_key_value(s) for s in sets)
     with CoreShare(threads):
@@ -307,7 +307,7 @@ def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int
     """
     from offbench.launch import plan_runs, run_plans
     from offbench.paths import default_results_root, ensure_writable
-    from offbench.train import resolve_device
+    from offbench.devices import resolve_device
 
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops workers and keeps checkpoints, like Ctrl-C
     resolve_device(device)  # fail before anything runs

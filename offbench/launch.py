@@ -23,13 +23,10 @@ from offbench.data import cache
 from offbench.data.spec import get_spec, resolve_names
 from offbench.errors import OffbenchError, UsageError
 from offbench.paths import ensure_writable
-from offbench.train import (
-    RunPlan,
-    checkpoint_step,
-    execute,
-    execute_seeds,
-    resolve_device,
-)
+from offbench.checkpoints import checkpoint_step
+from offbench.devices import resolve_device
+from offbench.results import read_json
+from offbench.train import RunPlan, execute_seeds
 
 
 def split_overrides(sets: list[str], algos: list[str]) -> dict[str, dict[str, str]]:
@@ -164,7 +161,7 @@ def _report_start(group: list[RunPlan], report: Reporter) -> None:
     """"start", "resume" from the checkpoint's step, or "restart" for a run that stopped before its
     first checkpoint (it begins again from step 0)."""
     for plan in group:
-        step = checkpoint_step(plan)
+        step = checkpoint_step(plan.dir.checkpoint)
         event = "resume" if step else "restart" if plan.dir.config.is_file() else "start"
         report(event, plan.label, step, plan.config.steps, None)
 
@@ -183,7 +180,7 @@ def group_seeds(plans: list[RunPlan], parts: int = 1, most: int | None = None, c
     groups: dict[tuple, list[RunPlan]] = {}
     for plan in plans:
         cls = get_algorithm(plan.algo)
-        key = (plan.dataset, plan.algo, plan.config_hash, checkpoint_step(plan)) if cls.seed_batched else (plan.label,)
+        key = (plan.dataset, plan.algo, plan.config_hash, checkpoint_step(plan.dir.checkpoint)) if cls.seed_batched else (plan.label,)
         groups.setdefault(key, []).append(plan)
     out = []
     for g in groups.values():
@@ -218,7 +215,7 @@ def _run_plans(plans: list[RunPlan], device: str, workers: int | None, report: R
     todo = []
     for plan in plans:
         if plan.dir.finished():
-            outcome.skipped.append(execute(plan))
+            outcome.skipped.append(read_json(plan.dir.summary))
         else:
             todo.append(plan)
     if not todo:

@@ -16,7 +16,9 @@ from offbench.errors import OffbenchError, UsageError
 from offbench.evaluate import rollout, seeds_policy
 from offbench.paths import write_text_atomic
 from offbench.results import RunDir, load_runs, read_json
-from offbench.train import hash_seed, load_checkpoint, resolve_device
+from offbench.checkpoints import load_checkpoint
+from offbench.devices import resolve_device
+from offbench.train import hash_seed
 
 
 def target_grid(best_return: float, low: float, points: int, factor: float = 1.5) -> list[float]:

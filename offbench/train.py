@@ -18,10 +18,12 @@ from offbench import __version__
 from offbench.algos.base import AlgoConfig, Algorithm
 from offbench.algos import get_algorithm
 from offbench.batches import seed_batches
+from offbench.checkpoints import restore_checkpoints, save_checkpoints
 from offbench.data import cache
-from offbench.errors import OffbenchError, UsageError
+from offbench.devices import resolve_device
+from offbench.errors import OffbenchError
 from offbench.evaluate import rollout, seeds_policy
-from offbench.paths import atomic_path, write_json_atomic, write_text_atomic
+from offbench.paths import write_json_atomic, write_text_atomic
 from offbench.results import RunDir, config_hash, read_json, read_metrics
 
 Progress = Callable[[int, int, "float | None"], None]  # (step, total, last score)
@@ -50,16 +52,6 @@ class RunPlan:
         return f"{self.dataset}/{self.algo}/seed-{self.seed}"
 
 
-def resolve_device(device: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU; asking for CUDA without it is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(device)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError("--device cuda: no CUDA device is available here; use --device auto or cpu")
-    return dev
-
-
 def evaluate(algo: Algorithm, plans: list[RunPlan], step: int) -> list[dict[str, Any]]:
     """Evaluate every seed at every default target (return-conditioned) or once, all seeds' episodes
     stepped together; seed ``i``'s episodes and policy randomness are seeded by (its seed, step)."""
@@ -80,57 +72,6 @@ def evaluate(algo: Algorithm, plans: list[RunPlan], step: int) -> list[dict[str,
 def hash_seed(*parts: int) -> int:
     """A deterministic 63-bit seed from integers (independent streams per seed, step, target)."""
     return int(np.random.SeedSequence(list(parts)).generate_state(2, np.uint32).view(np.uint64)[0] >> 1)
-
-
-CHECKPOINT_FORMAT = 2  # one file per seed; seed-batched algorithms store their seed's slice
-
-
-def save_checkpoints(plans: list[RunPlan], algo: Algorithm, step: int, rngs: list[np.random.Generator],
-                     seconds: float = 0.0) -> None:
-    """One checkpoint per seed, each enough to resume that seed alone or with any others
-    (``seconds``: training time up to ``step``, over every part of an interrupted run)."""
-    for plan, state, rng in zip(plans, algo.seed_states(), rngs):
-        ckpt = {"format": CHECKPOINT_FORMAT, "step": step, "train_seconds": seconds, "algo": state,
-                "numpy_rng": rng.bit_generator.state,
-                "torch_rng": torch.get_rng_state(),  # the global generators: used by plain (plug-in) algorithms
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-        with atomic_path(plan.dir.checkpoint) as tmp:
-            torch.save(ckpt, tmp)
-
-
-def checkpoint_step(plan: RunPlan) -> int:
-    """The step a run's checkpoint was taken at (0 without one)."""
-    if not plan.dir.checkpoint.is_file():
-        return 0
-    return int(load_checkpoint(plan.dir.checkpoint, mmap=True)["step"])  # mapped: the weights are not read
-
-
-def load_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any]:
-    """A run's checkpoint, on the CPU (an error naming the file if an older offbench wrote it);
-    ``mmap``: tensors mapped from the file instead of read."""
-    state = torch.load(path, map_location="cpu", weights_only=False, mmap=mmap)
-    if state.get("format") != CHECKPOINT_FORMAT:
-        raise OffbenchError(f"{path} was written by an older offbench and cannot be used; "
-                            "move it away (and its summary.json) to train this run again")
-    return state
-
-
-def restore_checkpoints(plans: list[RunPlan], algo: Algorithm, rngs: list[np.random.Generator]) -> tuple[int, float]:
-    """Load every seed's checkpoint (all at the same step, or none); return that step and the
-    training seconds spent to reach it."""
-    if not any(p.dir.checkpoint.is_file() for p in plans):
-        return 0, 0.0
-    states = [load_checkpoint(p.dir.checkpoint) for p in plans]  # on the CPU: load_state_dict moves them
-    steps = {int(s["step"]) for s in states}
-    if len(steps) != 1:
-        raise ValueError(f"seeds trained together must resume from the same step, got {sorted(steps)}")
-    algo.load_seed_states([s["algo"] for s in states])
-    for rng, s in zip(rngs, states):
-        rng.bit_generator.state = s["numpy_rng"]
-    torch.set_rng_state(states[0]["torch_rng"])
-    if states[0].get("cuda_rng") is not None and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(states[0]["cuda_rng"])
-    return steps.pop(), max(float(s.get("train_seconds", 0.0)) for s in states)
 
 
 def _truncate_log(path: Path, step: int) -> list[dict[str, Any]]:
@@ -217,7 +158,8 @@ def _execute(plans: list[RunPlan], device: str, progress: SeedProgress, checkpoi
     algo = cls.create(cfg, data, spec, dev, [p.seed for p in plans])
     steps = cfg.steps if algo.trainable else 0
     sampler = seed_batches(algo, [algo.make_sampler(data, rng) for rng in rngs]) if steps else None
-    start, before = restore_checkpoints(plans, algo, rngs)
+    checkpoints = [p.dir.checkpoint for p in plans]
+    start, before = restore_checkpoints(checkpoints, algo, rngs)
     evals = [[r for r in _truncate_log(p.dir.metrics, start) if r.get("kind") == "eval"] for p in plans]
     log_every = max(1, min(steps // 50, 1000)) if steps else 1
     t0 = time.perf_counter()
@@ -244,10 +186,10 @@ def _execute(plans: list[RunPlan], device: str, progress: SeedProgress, checkpoi
                     record(i, {"kind": "train", "step": step, **{k: float(v[i]) for k, v in values.items()}})
             if (cfg.eval_every and step % cfg.eval_every == 0) or step == steps:
                 evaluate_all(step)
-                save_checkpoints(plans, algo, step, rngs, elapsed())
+                save_checkpoints(checkpoints, algo, step, rngs, elapsed())
                 last_save = time.monotonic()
             elif time.monotonic() - last_save > checkpoint_seconds:
-                save_checkpoints(plans, algo, step, rngs, elapsed())
+                save_checkpoints(checkpoints, algo, step, rngs, elapsed())
                 last_save = time.monotonic()
             for i in range(len(plans)):
                 progress(i, step, steps, evals[i][-1]["score"] if evals[i] else None)

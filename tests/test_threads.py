@@ -14,7 +14,8 @@ import torch
 from offbench.cores import busy_cores, given_cores, threads_per_job
 from offbench.errors import UsageError
 from offbench.launch import plan_runs, run_plans
-from offbench.train import execute, load_checkpoint
+from offbench.checkpoints import load_checkpoint
+from offbench.train import execute
 from tests.test_cli import offbench
 
 
