@@ -1,0 +1,144 @@
+"""The local launcher: seed groups on this machine, in this process (one worker) or in a pool of
+spawned worker processes, each holding its share of the free CPU cores."""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing as mp
+import os
+import queue
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import torch
+
+from offbench.cores import CoreShare, free_cores, threads_per_job
+from offbench.errors import OffbenchError
+from offbench.launch.base import Sink
+from offbench.launch.events import Reporter, event_of, report_start
+from offbench.train import RunPlan, execute_seeds
+
+
+_events: Any = None  # in a worker: the queue that carries progress events to the parent
+
+
+_share: CoreShare | None = None  # in a worker: its share of the cores, held for the worker's life
+
+
+def _worker_init(threads: int | None, start: int, events: Any) -> None:
+    global _events, _share
+    _events = events
+    _share = CoreShare(threads, start).__enter__()
+    atexit.register(_share.__exit__)
+    parent = os.getppid()
+
+    def exit_with_parent() -> None:  # a worker never outlives the command that started it
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=exit_with_parent, daemon=True).start()
+
+
+def _worker(plans: list[RunPlan], device: str) -> list[dict[str, Any]]:
+    def progress(i: int, step: int, total: int, score: float | None) -> None:
+        if _share is not None:
+            _share.update()
+        _events.put((event_of(plans[i], step), plans[i].label, step, total, score))
+
+    return execute_seeds(plans, device=device, progress=progress)
+
+
+def default_workers(n_runs: int, device: torch.device, free: int) -> int:
+    """CPU: one process per ``free`` core (each single-threaded); CUDA: a few processes share the GPU."""
+    return max(1, min(n_runs, free if device.type == "cpu" else 4))
+
+
+class LocalLauncher:
+    """``workers`` processes on this machine (default: one per free core on a CPU, 4 on a GPU),
+    each with ``threads`` torch threads (default: its share of the free cores, re-measured while
+    it runs); one worker runs in this process."""
+
+    def __init__(self, workers: int | None = None, threads: int | None = None) -> None:
+        self.workers, self.threads = workers, threads
+        self.free = 0
+
+    def parts(self, runs: int, device: torch.device) -> int:
+        self.free = free_cores() if self.workers is None or self.threads is None else 0
+        self.n = self.workers or default_workers(runs, device, self.free)
+        return self.n if device.type == "cpu" else 1
+
+    def run(self, groups: list[list[RunPlan]], device: str, sink: Sink) -> None:
+        n = min(self.n, len(groups))
+        start = threads_per_job(n, self.threads, self.free)
+        if n == 1:
+            with CoreShare(self.threads, start) as share:
+                _run_in_process(groups, device, sink, share)
+            return
+        _run_in_pool(groups, device, sink, n, self.threads, start)
+
+
+def _run_in_process(groups: list[list[RunPlan]], device: str, sink: Sink, share: CoreShare) -> None:
+    """One worker: the groups one after another in this process (no start-up cost, works anywhere)."""
+    for group in groups:
+        report_start(group, sink.report)
+
+        def progress(i: int, step: int, total: int, score: float | None, group: list[RunPlan] = group) -> None:
+            share.update()
+            sink.report(event_of(group[i], step), group[i].label, step, total, score)
+
+        try:
+            summaries = execute_seeds(group, device, progress)
+        except OffbenchError as e:
+            sink.failed(group, str(e))
+            continue
+        sink.finished(group, summaries)
+
+
+def _run_in_pool(groups: list[list[RunPlan]], device: str, sink: Sink, n: int, threads: int | None,
+                 start: int) -> None:
+    """``n`` spawned worker processes, one group at a time each; progress comes back on a queue."""
+    ctx = mp.get_context("spawn")
+    events = ctx.Queue()
+    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(threads, start, events)) as pool:
+        futures: dict[Future, list[RunPlan]] = {}
+        for group in groups:
+            futures[pool.submit(_worker, group, device)] = group
+            report_start(group, sink.report)
+        pending = set(futures)
+        try:
+            while pending:
+                done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+                _drain(events, sink.report)
+                for fut in done:
+                    group = futures[fut]
+                    try:
+                        summaries = fut.result()
+                    except BrokenProcessPool:  # a worker died: killed, out of memory, or never started
+                        sink.failed(group, "a worker process stopped before its runs finished; 'offbench run' resumes "
+                                           "them (from a script, call run_plans under if __name__ == '__main__': "
+                                           "workers import the script again)")
+                        continue
+                    except Exception as e:  # noqa: BLE001  (a failed run must not stop the others)
+                        sink.failed(group, f"{type(e).__name__}: {e}")
+                        continue
+                    sink.finished(group, summaries)
+        except KeyboardInterrupt:
+            workers_ = list((getattr(pool, "_processes", None) or {}).values())
+            pool.shutdown(wait=False, cancel_futures=True)
+            for proc in workers_:  # checkpoints are atomic, so stopping mid-step loses nothing
+                proc.terminate()
+            raise
+
+
+def _drain(events: Any, report: Reporter) -> None:
+    deadline = time.monotonic() + 0.1
+    while time.monotonic() < deadline:
+        try:
+            event = events.get_nowait()
+        except queue.Empty:
+            return
+        report(*event)
