@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,7 @@ SUMMARY_COLUMNS = ["dataset", "algo", "config_hash", "seed", "steps", "score_las
 def load_runs(results: Path) -> tuple[pd.DataFrame, list[str]]:
     """All finished runs under ``results`` (one row per seed) and one warning per bad record."""
     rows, warnings = [], []
+    normalizers: dict[str, Any] = {}
     for run_dir in sorted(results.glob("*/*/*/seed-*")):
         summary_path = run_dir / "summary.json"
         if not summary_path.exists():
@@ -113,9 +115,44 @@ def load_runs(results: Path) -> tuple[pd.DataFrame, list[str]]:
             config_id = _digest({"recipe": recipe, "changes": changes})
         else:
             config_id = _digest(cfg) if cfg is not None else summary["config_hash"]
-        rows.append({**{k: summary[k] for k in SUMMARY_COLUMNS}, "config_id": config_id, "recipe": recipe,
-                     "changes": changes, "default_steps": defaults.get("steps") if defaults else None})
+        row = {**{k: summary[k] for k in SUMMARY_COLUMNS}, "config_id": config_id, "recipe": recipe,
+               "changes": changes, "default_steps": defaults.get("steps") if defaults else None}
+        rows.append(normalized(row, normalizers))
+    renormalized = {d for d, n in normalizers.items() if n is not None and n.changed}
+    warnings += [f"scores on {d} are normalized with its current reference returns, not those recorded with "
+                 f"{normalizers[d].changed} of its runs" for d in sorted(renormalized)]
     return pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, "config_id", "recipe", "changes", "default_steps"]), warnings
+
+
+class _Normalizer:
+    """A dataset's current reference returns, counting the runs recorded with other ones."""
+
+    def __init__(self, spec: Any) -> None:
+        self.spec, self.changed = spec, 0
+
+    def score(self, episode_return: float, recorded: float) -> float:
+        score = float(self.spec.normalize(episode_return))
+        self.changed += not math.isclose(score, recorded, rel_tol=1e-9, abs_tol=1e-9)
+        return score
+
+
+def normalized(row: dict[str, Any], normalizers: dict[str, Any]) -> dict[str, Any]:
+    """The run's scores computed from its raw returns with the dataset's reference returns as
+    they are now (records keep raw returns; new references re-normalize old runs); the recorded
+    scores where the references are unknown (a dataset no longer registered or not cached)."""
+    from offbench.data import cache
+
+    dataset = row["dataset"]
+    if dataset not in normalizers:
+        try:
+            normalizers[dataset] = _Normalizer(cache.run_spec(dataset))
+        except Exception:  # noqa: BLE001  (unknown references: the recorded scores stand)
+            normalizers[dataset] = None
+    norm = normalizers[dataset]
+    if norm is None:
+        return row
+    return {**row, "score_last": norm.score(row["return_last"], row["score_last"]),
+            "score_best": norm.score(row["return_best"], row["score_best"])}
 
 
 def _digest(value: Any) -> str:

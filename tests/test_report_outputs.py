@@ -126,3 +126,23 @@ def test_learning_curves_clip_bands_to_the_score_range_and_say_what_they_show(mo
     assert {line.get_marker() for line in ax.get_lines()} == {"o", "s"}  # one shape per series
     text = " ".join(t.get_text() for t in fig.texts)
     assert "Mean over 2 seeds" in text and "95% Student-t interval" in text and "2 evaluation episodes" in text
+
+
+def test_scores_are_normalized_from_raw_returns_with_the_current_references(tree: dict, tmp_path: Path) -> None:
+    import shutil
+
+    copy = tmp_path / "results"
+    shutil.copytree(tree["OFFBENCH_RESULTS"], copy)
+    summary_path = sorted(copy.glob("keytodoor-1k/random/*/seed-0/summary.json"))[0]
+    summary = json.loads(summary_path.read_text())
+    # as if recorded when the references were others: the score no longer matches the return
+    summary["score_last"] = summary["score_last"] + 50.0
+    summary_path.write_text(json.dumps(summary))
+    p = offbench("report", "--json", "--results", str(copy), env=tree)
+    assert p.returncode == 0, p.stderr
+    data = json.loads(p.stdout)
+    random = next(r for r in data["rows"] if r["algo"] == "random")
+    returns = [json.loads(s.read_text())["return_last"] for s in sorted(copy.glob("keytodoor-1k/random/*/seed-*/summary.json"))]
+    assert random["mean"] == pytest.approx(100 * np.mean(returns))  # Key-to-Door: references 0 and 1
+    assert any("normalized with its current reference returns, not those recorded with 1 of its runs" in w
+               for w in data["warnings"])
