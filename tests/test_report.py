@@ -249,3 +249,19 @@ def test_runs_of_two_recipes_are_two_columns_named_in_the_footer(tmp_path: Path)
     assert set(named) == set(columns) and set(named.values()) == {"offbench", "paper"}
     bad = offbench("run", "--algo", "bc", "--env", "keytodoor-1k", "--set", "recipe=bogus", env=env)
     assert bad.returncode == 2 and "recipes: corl, paper, offbench" in bad.stderr.strip().splitlines()[-1]
+
+
+def test_a_results_tree_from_an_earlier_release_is_still_read() -> None:
+    """``tests/data/results-0.1``: a tiny tree written by offbench 0.1.0 (checkpoints left out:
+    a report reads summaries, configs and logs only). Its records must keep being read as written."""
+    import csv
+    import io
+
+    tree = Path(__file__).parent / "data" / "results-0.1"
+    p = offbench("report", "--results", str(tree), "--format", "csv")
+    assert p.returncode == 0, p.stderr
+    rows = {r["algo"]: r for r in csv.DictReader(io.StringIO(p.stdout))}
+    assert set(rows) == {"bc", "pbc", "random"}
+    pbc = [json.loads(s.read_text())["return_last"] for s in sorted(tree.glob("keytodoor-1k/pbc/*/seed-*/summary.json"))]
+    assert float(rows["pbc"]["mean"]) == pytest.approx(100 * np.mean(pbc)) and rows["pbc"]["seeds"] == "2"
+    assert rows["pbc"]["steps"] == "300" and rows["random"]["steps"] == "0"
