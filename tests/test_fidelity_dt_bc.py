@@ -90,7 +90,8 @@ def test_dt_corl_recipe_is_the_d4rl_default_with_normal_init_everywhere() -> Non
 
 
 def test_keytodoor_dt_defaults_are_offbenchs_own_documented_settings() -> None:
-    cfg = DTConfig.for_dataset(get_spec("keytodoor-1k"))
+    assert DTConfig.for_dataset(get_spec("keytodoor-1k")).dropout == 0.1  # the 1K set's one departure
+    cfg = DTConfig.for_dataset(get_spec("keytodoor-10k"))
     expected = dict(recipe="offbench", steps=3_000, batch_size=64, eval_every=1_000, eval_episodes=100, context=40,
                     embed_dim=32, n_layers=2, n_heads=1, dropout=0.0, activation="relu", lr=1e-2, weight_decay=1e-4,
                     warmup_steps=100, lr_schedule="cosine", grad_clip=0.25, rtg_scale=1.0, normalize_obs=False,
@@ -330,8 +331,9 @@ def test_pbc_recipes_select_and_normalize_as_their_references() -> None:
 
 def test_keytodoor_and_atari_pbc_keep_their_selection() -> None:
     kd = get_algorithm("pbc").Config.for_dataset(get_spec("keytodoor-1k"))
-    assert (kd.recipe, kd.by, kd.context, kd.hidden, kd.dropout, kd.steps, kd.lr) == \
-        ("offbench", "success", 1, (128, 128, 128), 0.1, 3_000, 1e-4)
+    assert (kd.recipe, kd.by, kd.context, kd.hidden, kd.dropout, kd.steps, kd.lr, kd.lr_schedule) == \
+        ("offbench", "success", 1, (128, 128, 128), 0.1, 3_000, 1e-4, "cosine")
+    assert get_algorithm("pbc").Config.for_dataset(get_spec("keytodoor-10k")).lr_schedule == "constant"
     atari = get_algorithm("pbc").Config.for_dataset(get_spec("breakout-1pct"))
     assert (atari.by, atari.recipe) == ("timesteps", "offbench")  # not a published recipe: labelled so
     assert get_algorithm("bc").Config.for_dataset(get_spec("keytodoor-1k")).recipe == "offbench"
@@ -427,3 +429,20 @@ def test_windowed_bc_is_refused_for_frames_and_for_the_weighted_family() -> None
                             torch.device("cpu"))
     with pytest.raises(UsageError, match="weighted family"):
         get_algorithm("rwr").Config.resolve(SPEC, {"context": "20"})
+
+
+def test_bc_cosine_schedule_decays_the_rate_to_a_tenth_over_the_budget() -> None:
+    cfg = get_algorithm("bc").Config.for_dataset(SPEC).with_overrides({"lr_schedule": "cosine", "steps": "10",
+                                                                       "lr": "0.01"})
+    algo = get_algorithm("bc")(cfg, toy_dataset(obs_dim=3, act_dim=1), SPEC, torch.device("cpu"))
+    assert algo.optim.param_groups[0]["lr"] == pytest.approx(0.01)  # the first update at the full rate
+    sampler = algo.make_sampler(toy_dataset(obs_dim=3, act_dim=1), np.random.default_rng(0))
+    rates = []
+    for _ in range(10):
+        rates.append(algo.optim.param_groups[0]["lr"])
+        algo.update({k: v[None] for k, v in sampler.sample().items()})  # one seed: (1, B, ...)
+    expected = [0.01 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * k / 10))) for k in range(10)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-12)
+    constant = get_algorithm("bc")(get_algorithm("bc").Config.for_dataset(SPEC), toy_dataset(obs_dim=3, act_dim=1),
+                                   SPEC, torch.device("cpu"))
+    assert constant.sched is None  # CORL's BC: no schedule
