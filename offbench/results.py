@@ -116,12 +116,14 @@ def load_runs(results: Path) -> tuple[pd.DataFrame, list[str]]:
         else:
             config_id = _digest(cfg) if cfg is not None else summary["config_hash"]
         row = {**{k: summary[k] for k in SUMMARY_COLUMNS}, "config_id": config_id, "recipe": recipe,
-               "changes": changes, "default_steps": defaults.get("steps") if defaults else None}
+               "changes": changes, "default_steps": defaults.get("steps") if defaults else None,
+               "recorded": summary_path.stat().st_mtime}
         rows.append(normalized(row, normalizers))
     renormalized = {d for d, n in normalizers.items() if n is not None and n.changed}
     warnings += [f"scores on {d} are normalized with its current reference returns, not those recorded with "
                  f"{normalizers[d].changed} of its runs" for d in sorted(renormalized)]
-    return pd.DataFrame(rows, columns=[*SUMMARY_COLUMNS, "config_id", "recipe", "changes", "default_steps"]), warnings
+    columns = [*SUMMARY_COLUMNS, "config_id", "recipe", "changes", "default_steps", "recorded"]
+    return pd.DataFrame(rows, columns=columns), warnings
 
 
 class _Normalizer:

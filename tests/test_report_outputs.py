@@ -146,3 +146,20 @@ def test_scores_are_normalized_from_raw_returns_with_the_current_references(tree
     assert random["mean"] == pytest.approx(100 * np.mean(returns))  # Key-to-Door: references 0 and 1
     assert any("normalized with its current reference returns, not those recorded with 1 of its runs" in w
                for w in data["warnings"])
+
+
+def test_a_seed_recorded_twice_with_the_same_settings_counts_once(tree: dict, tmp_path: Path) -> None:
+    import os
+    import shutil
+
+    copy = tmp_path / "results"
+    shutil.copytree(tree["OFFBENCH_RESULTS"], copy)
+    run = next(copy.glob("keytodoor-1k/random/*"))
+    old = run.parent / "0000000000"  # as written by a release whose config lacked a field added since
+    shutil.copytree(run, old)
+    for summary in old.glob("seed-*/summary.json"):
+        os.utime(summary, (1, 1))
+    p = offbench("report", "--json", "--results", str(copy), env=tree)
+    data = json.loads(p.stdout)
+    assert next(r for r in data["rows"] if r["algo"] == "random")["seeds"] == 3
+    assert any("3 runs repeat the settings and seed of a later run" in w for w in data["warnings"])
