@@ -39,3 +39,21 @@ def test_readme_python_example_runs_verbatim_as_a_script(tmp_path) -> None:
     assert p.returncode == 0, p.stderr[-2000:]
     assert "1000 episodes" in p.stdout and "\\begin{tabular}" in p.stdout and "keytodoor-1k" in p.stdout
     assert len(list((tmp_path / "results" / "keytodoor-1k").glob("*/*/seed-*/summary.json"))) == 4
+
+
+def test_the_readme_table_is_the_one_its_script_recorded() -> None:
+    recorded = (ROOT / "benchmarks" / "main_job.md").read_text()
+    table = recorded.split("<!-- table -->\n", 1)[1].split("\n<!-- /table -->", 1)[0].strip()
+    assert table in (ROOT / "README.md").read_text()
+
+
+def test_every_measured_figure_in_the_readme_comes_from_a_benchmark_file() -> None:
+    """Measured figures (``mean ± spread`` cells, percentages with decimals) are written by scripts
+    under ``benchmarks/`` into files there; the README may only repeat them."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    recorded = "".join(p.read_text() for p in (ROOT / "benchmarks").glob("*.md"))
+    figures = re.findall(r"\d+\.\d+ ± \d+\.\d+|\d+\.\d+%", readme)
+    assert figures, "the README shows no measured figure: the test would check nothing"
+    assert [f for f in figures if f not in recorded] == []
