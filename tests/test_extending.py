@@ -1,5 +1,6 @@
 """Adding an algorithm or a dataset source is one new file: a package outside offbench declares
-them as entry points, and every command uses them like the built-ins."""
+them as entry points (here a toy source, and the example plug-in's algorithm under another
+name), and every command uses them like the built-ins."""
 
 from __future__ import annotations
 
@@ -9,45 +10,11 @@ from pathlib import Path
 from tests.test_cli import offbench
 
 TOY = '''
-"""A toy offbench extension: an algorithm and a dataset source in one file."""
-from dataclasses import dataclass
-
+"""A toy offbench extension: a dataset source in one file."""
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from offbench.algos.base import AlgoConfig, TransitionAlgorithm
 from offbench.envs.keytodoor import KeyToDoorEnv
 from offbench.envs.rollout import random_episode
-
-
-@dataclass
-class MajorityConfig(AlgoConfig):
-    lr: float = 1e-2
-    normalize_obs: bool = False
-
-
-class Majority(TransitionAlgorithm):
-    """Logistic regression from states to actions."""
-
-    Config = MajorityConfig
-    STATE = ("net", "optim")
-
-    def __init__(self, config, data, spec, device):
-        super().__init__(config, data, spec, device)
-        self.net = torch.nn.Linear(self.obs_dim, self.action_dim).to(device)
-        self.optim = torch.optim.SGD(self.net.parameters(), lr=config.lr)
-
-    def update(self, batch):
-        b = self.tensors(batch)
-        loss = F.cross_entropy(self.net(b["obs"]), b["actions"])
-        self.optim.zero_grad()
-        loss.backward()
-        self.optim.step()
-        return {"loss": loss.detach()}
-
-    def act(self, obs, generator):
-        return self.net(obs).argmax(-1)
 
 
 def build(spec, ctx):
@@ -64,8 +31,9 @@ def build(spec, ctx):
     return arrays, {"generator": "toy"}
 '''
 
+# the algorithm is the example plug-in's (examples/plugin), declared by this package too
 ENTRY_POINTS = """[offbench.algorithms]
-majority = toy_offbench:Majority
+majority = offbench_linear_bc:LinearBC
 
 [offbench.sources]
 toy = toy_offbench:build
@@ -94,7 +62,8 @@ def test_a_toy_algorithm_and_source_from_another_package_run_like_built_ins(tmp_
     home = tmp_path / "home"
     home.mkdir()
     (home / "local-datasets.toml").write_text(REGISTRY)  # the user's own datasets, read with datasets.toml
-    env = {"PYTHONPATH": str(site), "OFFBENCH_HOME": str(home), "OFFBENCH_RESULTS": str(tmp_path / "r")}
+    example = Path(__file__).resolve().parents[1] / "examples" / "plugin"
+    env = {"PYTHONPATH": f"{site}:{example}", "OFFBENCH_HOME": str(home), "OFFBENCH_RESULTS": str(tmp_path / "r")}
     assert "majority" in offbench("list", "algos", env=env).stdout
     p = offbench("run", "--algo", "majority,bc", "--env", "toy-doors", "--steps", "20", "--eval-episodes", "3",
                  "--workers", "1", env=env)

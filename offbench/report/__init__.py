@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from offbench.errors import OffbenchError, UsageError
+from offbench.errors import OffbenchError, UsageError, unknown
 from offbench.report.tables import Grid, footer, grid, score_table, select, STATS, column_labels
 from offbench.results import load_runs
 
@@ -116,8 +116,6 @@ def probability_of_improvement(rep: Report, a: str, b: str, reps: int = 2000, se
             if several:
                 raise UsageError(f"--poi {name}: {name} ran with several configs here ({', '.join(several)}); "
                                  "name one of them (see the footer for what each changed)")
-            from offbench.errors import unknown
-
             raise unknown("algorithm in these results", name, columns)
     if a == b:
         raise UsageError("--poi needs two different algorithms")
@@ -128,7 +126,5 @@ def probability_of_improvement(rep: Report, a: str, b: str, reps: int = 2000, se
 def _common_or_fail(rep: Report) -> list[str]:
     datasets = rep.common_datasets()
     if not datasets:
-        from offbench.errors import OffbenchError, UsageError
-
         raise UsageError("no dataset has runs of every algorithm shown; choose some with --algo and --env")
     return datasets
