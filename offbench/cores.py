@@ -109,15 +109,17 @@ def _alive(pid: int) -> bool:
 
 class CoreShare:
     """This process's share of the free cores, as torch's thread count, for the length of a
-    ``with`` block (``threads``: a fixed count instead). Call :meth:`update` often (it measures
-    again every ``REBALANCE_SECONDS``)."""
+    ``with`` block (``threads``: a fixed count instead). Call :meth:`update` often: it splits the
+    cores again at once when an offbench process starts or ends (the registry directory changed),
+    and measures again every ``REBALANCE_SECONDS``."""
 
-    def __init__(self, threads: int | None = None, start: int | None = None) -> None:
+    def __init__(self, threads: int | None = None) -> None:
         self.fixed = threads_per_job(1, threads) if threads is not None else None
-        self.start = start  # the first count, when the caller already measured (else measured on entry)
         self.previous = torch.get_num_threads()
         self.entry = _registry() / str(os.getpid())
         self.last: tuple[float, tuple[float, float] | None, dict[int, float]] | None = None
+        self.others = 0.0  # cores kept busy by processes that are not offbench's, as last measured
+        self.seen = 0  # the registry's modification time (ns) when the peers were last counted
 
     def __enter__(self) -> CoreShare:
         self.entry.touch()
@@ -125,11 +127,8 @@ class CoreShare:
             torch.set_num_threads(self.fixed)
             return self
         self._sample()
-        if self.start is not None:
-            torch.set_num_threads(self.start)
-        else:
-            time.sleep(0.25)
-            self._rebalance()
+        time.sleep(0.25)
+        self._rebalance()
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -137,36 +136,52 @@ class CoreShare:
         torch.set_num_threads(self.previous)
 
     def update(self) -> None:
-        """Re-measure and set the thread count, at most every ``REBALANCE_SECONDS``."""
-        if self.fixed is None and self.last is not None and time.monotonic() - self.last[0] >= REBALANCE_SECONDS:
+        """Split again if the peers changed; measure again every ``REBALANCE_SECONDS``."""
+        if self.fixed is not None or self.last is None:
+            return
+        if time.monotonic() - self.last[0] >= REBALANCE_SECONDS:
             self._rebalance()
+        elif _mtime(_registry()) != self.seen:
+            self._split(len(self._peers()))
 
     def _peers(self) -> list[int]:
         """Live offbench processes holding a share (this one included); entries of dead ones are removed."""
+        registry = _registry()
         pids = []
-        for entry in _registry().iterdir():
+        for entry in registry.iterdir():
             if not entry.name.isdigit():
                 continue
             if _alive(int(entry.name)):
                 pids.append(int(entry.name))
             else:
                 entry.unlink(missing_ok=True)
+        self.seen = _mtime(registry)
         return sorted(set(pids) | {os.getpid()})
 
     def _sample(self) -> None:
         self.last = (time.monotonic(), _cpu_jiffies(given_cores()), {p: _process_jiffies(p) for p in self._peers()})
+
+    def _split(self, peers: int) -> None:
+        """The cores not busy with other work, shared evenly between the ``peers`` offbench processes."""
+        torch.set_num_threads(max(1, int((len(given_cores()) - self.others + 0.25) // peers)))
 
     def _rebalance(self) -> None:
         assert self.last is not None
         _, cpu_before, procs_before = self.last
         self._sample()
         _, cpu_after, procs_after = self.last
-        cores = len(given_cores())
         if cpu_before is None or cpu_after is None or cpu_after[1] <= cpu_before[1]:
-            torch.set_num_threads(max(1, cores // len(procs_after)))
-            return
-        per_core = (cpu_after[1] - cpu_before[1]) / cores  # jiffies one core had in the interval
-        busy = (cpu_after[0] - cpu_before[0]) / per_core
-        ours = sum(procs_after[p] - procs_before.get(p, procs_after[p]) for p in procs_after) / per_core
-        others = max(0.0, busy - ours)  # cores kept busy by processes that are not offbench's
-        torch.set_num_threads(max(1, int((cores - others + 0.25) // len(procs_after))))
+            self.others = 0.0
+        else:
+            per_core = (cpu_after[1] - cpu_before[1]) / len(given_cores())  # jiffies one core had in the interval
+            busy = (cpu_after[0] - cpu_before[0]) / per_core
+            ours = sum(procs_after[p] - procs_before.get(p, procs_after[p]) for p in procs_after) / per_core
+            self.others = max(0.0, busy - ours)
+        self._split(len(procs_after))
+
+
+def _mtime(path: Path) -> int:
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return 0

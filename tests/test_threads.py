@@ -38,7 +38,7 @@ def test_a_core_kept_busy_by_another_process_is_not_free(busy_core: None) -> Non
 SHARER = """
 import sys, time, torch
 from offbench import cores
-cores.REBALANCE_SECONDS = 0.3
+cores.REBALANCE_SECONDS = float(sys.argv[2]) if len(sys.argv) > 2 else 0.3
 with cores.CoreShare() as share:
     x, end, shown = torch.randn(256, 256), time.time() + float(sys.argv[1]), None
     while time.time() < end:
@@ -65,6 +65,20 @@ def test_two_offbench_processes_share_the_free_cores() -> None:
     out1, out2 = first.communicate(timeout=60)[0], second.communicate(timeout=60)[0]
     both = time.time() - 2.5  # the first ended ~1.5 s before the second; 1 s before that, both ran
     assert threads_at(out1, both) + threads_at(out2, both) <= max(2, len(given_cores())), (out1, out2)
+
+
+def test_a_process_that_starts_is_given_its_share_at_once() -> None:
+    # no periodic measurement within the test (60 s): the first, alone, takes every free core;
+    # the second's registration alone makes the first give half back, on its next step
+    first = subprocess.Popen([sys.executable, "-c", SHARER, "8", "60"], stdout=subprocess.PIPE, text=True)
+    assert first.stdout is not None
+    first_line = first.stdout.readline()  # the first has entered its share
+    second = subprocess.Popen([sys.executable, "-c", SHARER, "4", "60"], stdout=subprocess.PIPE, text=True)
+    out2 = second.communicate(timeout=60)[0]
+    out1 = first_line + first.communicate(timeout=60)[0]
+    # 0.5 s after the second took its share, the first has taken many steps (each ~1 ms)
+    settled = float(out2.split()[0]) + 0.5
+    assert threads_at(out1, settled) + threads_at(out2, settled) <= max(2, len(given_cores())), (out1, out2)
 
 
 def test_threads_are_shared_between_jobs_or_given() -> None:

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from offbench.cores import CoreShare, free_cores, threads_per_job
+from offbench.cores import CoreShare, free_cores
 from offbench.errors import OffbenchError
 from offbench.launch.base import Sink
 from offbench.launch.events import Reporter, event_of, report_start
@@ -28,10 +28,10 @@ _events: Any = None  # in a worker: the queue that carries progress events to th
 _share: CoreShare | None = None  # in a worker: its share of the cores, held for the worker's life
 
 
-def _worker_init(threads: int | None, start: int, events: Any) -> None:
+def _worker_init(threads: int | None, events: Any) -> None:
     global _events, _share
     _events = events
-    _share = CoreShare(threads, start).__enter__()
+    _share = CoreShare(threads).__enter__()
     atexit.register(_share.__exit__)
     parent = os.getppid()
 
@@ -64,21 +64,18 @@ class LocalLauncher:
 
     def __init__(self, workers: int | None = None, threads: int | None = None) -> None:
         self.workers, self.threads = workers, threads
-        self.free = 0
 
     def parts(self, runs: int, device: torch.device) -> int:
-        self.free = free_cores() if self.workers is None or self.threads is None else 0
-        self.n = self.workers or default_workers(runs, device, self.free)
+        self.n = self.workers or default_workers(runs, device, free_cores())
         return self.n if device.type == "cpu" else 1
 
     def run(self, groups: list[list[RunPlan]], device: str, sink: Sink) -> None:
         n = min(self.n, len(groups))
-        start = threads_per_job(n, self.threads, self.free)
         if n == 1:
-            with CoreShare(self.threads, start) as share:
+            with CoreShare(self.threads) as share:
                 _run_in_process(groups, device, sink, share)
             return
-        _run_in_pool(groups, device, sink, n, self.threads, start)
+        _run_in_pool(groups, device, sink, n, self.threads)
 
 
 def _run_in_process(groups: list[list[RunPlan]], device: str, sink: Sink, share: CoreShare) -> None:
@@ -98,12 +95,11 @@ def _run_in_process(groups: list[list[RunPlan]], device: str, sink: Sink, share:
         sink.finished(group, summaries)
 
 
-def _run_in_pool(groups: list[list[RunPlan]], device: str, sink: Sink, n: int, threads: int | None,
-                 start: int) -> None:
+def _run_in_pool(groups: list[list[RunPlan]], device: str, sink: Sink, n: int, threads: int | None) -> None:
     """``n`` spawned worker processes, one group at a time each; progress comes back on a queue."""
     ctx = mp.get_context("spawn")
     events = ctx.Queue()
-    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(threads, start, events)) as pool:
+    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(threads, events)) as pool:
         futures: dict[Future, list[RunPlan]] = {}
         for group in groups:
             futures[pool.submit(_worker, group, device)] = group
