@@ -30,8 +30,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -85,7 +83,7 @@ def training_step(name: str, data: Dataset, device: torch.device, seeds: int) ->
     """One sample-and-update step of ``name`` at its default MuJoCo config, as in ``offbench run``."""
     spec = get_spec("walker2d-medium")
     cls = get_algorithm(name)
-    algo = cls.create(cls.Config.for_dataset(spec), data, spec, device, list(range(seeds)))
+    algo = cls.for_data(cls.Config.for_dataset(spec), data, spec, device, list(range(seeds)))
     sampler = seed_batches(algo, [algo.make_sampler(data, np.random.default_rng(s)) for s in range(seeds)])
     return lambda: algo.update(sampler.sample())
 
@@ -130,14 +128,14 @@ def evaluation_speed(device: torch.device, episodes: int = 100) -> dict[str, flo
     import gymnasium as gym
 
     from offbench.envs.factory import make_env
-    from offbench.evaluate import rollout, seeds_policy
+    from offbench.evaluate import rollout
 
     spec = get_spec("halfcheetah-medium")
     data = to_dataset(synthetic_d4rl())
     cls = get_algorithm("dt")
-    algo = cls.create(cls.Config.for_dataset(spec), data, spec, device, [0])
+    algo = cls.for_data(cls.Config.for_dataset(spec), data, spec, device, [0])
     t0 = time.perf_counter()
-    ev = rollout(seeds_policy(algo, spec.target_returns[0], [torch.Generator().manual_seed(0)]), spec, episodes, [0])[0]
+    ev = rollout(algo.policy(spec.target_returns[0], [torch.Generator().manual_seed(0)]), spec, episodes, [0])[0]
     t_eval = time.perf_counter() - t0
     steps = int(ev.lengths.max())
     vec = gym.vector.SyncVectorEnv([lambda: make_env(spec) for _ in range(episodes)])

@@ -48,8 +48,7 @@ class DeviceBatches:
 
 
 def seed_batches(algo: Algorithm, samplers: list[Any]) -> SeedBatches | DeviceBatches:
-    """Device-resident sampling for a seed-batched algorithm where the data allow it, else numpy
-    batches stacked on the host (the plain protocol of plug-ins promises numpy arrays)."""
-    if algo.seed_batched and DeviceBatches.suitable(samplers):
+    """Device-resident sampling where the data allow it, else numpy batches stacked on the host."""
+    if DeviceBatches.suitable(samplers):
         return DeviceBatches(samplers, algo.device)
     return SeedBatches(samplers)

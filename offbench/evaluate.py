@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
-from offbench.algos.base import Algorithm, Policy
+from offbench.algos.base import Policy
 from offbench.data.spec import DatasetSpec
 from offbench.envs.factory import make_env
 
@@ -64,26 +64,3 @@ def rollout(policy: Policy, spec: DatasetSpec, episodes: int, seeds: Sequence[in
     finally:
         vec.close()
     return [Evaluation(target_return, r, ln) for r, ln in zip(returns.reshape(s, episodes), lengths.reshape(s, episodes))]
-
-
-class OneSeedPolicy:
-    """A plain policy (observations (N, ...)) seen through the seed axis of :func:`rollout`."""
-
-    def __init__(self, policy: Policy) -> None:
-        self.policy = policy
-
-    def reset(self, n: int) -> None:
-        self.policy.reset(n)
-
-    def act(self, observations: np.ndarray) -> np.ndarray:
-        return np.asarray(self.policy.act(observations[0]))[None]
-
-    def observe(self, rewards: np.ndarray) -> None:
-        self.policy.observe(rewards[0])
-
-
-def seeds_policy(algo: Algorithm, target_return: float | None, generators: list) -> Policy:
-    """``algo``'s evaluation policy for all its seeds (one generator each), on the seed axis."""
-    if algo.seed_batched:
-        return algo.policy(target_return, generators)
-    return OneSeedPolicy(algo.policy(target_return, generators[0]))

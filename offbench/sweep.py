@@ -13,7 +13,7 @@ from offbench.algos import get_algorithm
 from offbench.cores import CoreShare
 from offbench.data import cache
 from offbench.errors import OffbenchError, UsageError
-from offbench.evaluate import rollout, seeds_policy
+from offbench.evaluate import rollout
 from offbench.paths import write_text_atomic
 from offbench.results import RunDir, load_runs, read_json
 from offbench.checkpoints import load_checkpoint
@@ -58,13 +58,13 @@ def _sweep(results: Path, dataset: str, algo: str, targets: list[float] | None, 
             if config is None or not dirs[i].checkpoint.is_file():
                 raise OffbenchError(f"{dirs[i].root}: no config.json or checkpoint.pt to evaluate")
             states.append(load_checkpoint(dirs[i].checkpoint)["algo"])
-        model = cls.create(cls.Config(**config["config"]), data, spec, dev, [run_seeds[i] for i in group])
+        model = cls.for_data(cls.Config(**config["config"]), data, spec, dev, [run_seeds[i] for i in group])
         model.load_seed_states(states)
         lines: list[list[str]] = [[] for _ in group]
         for j, target in enumerate(targets):
             seeds = [hash_seed(run_seeds[i], 1_000_003, j) for i in group]
             gens = [torch.Generator().manual_seed(s) for s in seeds]
-            evs = rollout(seeds_policy(model, target, gens), spec, episodes, [s % 2**31 for s in seeds], target_return=target)
+            evs = rollout(model.policy(target, gens), spec, episodes, [s % 2**31 for s in seeds], target_return=target)
             for k, ev in enumerate(evs):
                 lines[k].append(json.dumps({**ev.as_record(spec), "step": int(runs["steps"].iloc[group[k]]),
                                             "dataset_best_return": float(returns.max())}))

@@ -22,7 +22,7 @@ from offbench.checkpoints import restore_checkpoints, save_checkpoints
 from offbench.data import cache
 from offbench.devices import resolve_device
 from offbench.errors import OffbenchError
-from offbench.evaluate import rollout, seeds_policy
+from offbench.evaluate import rollout
 from offbench.paths import write_json_atomic, write_text_atomic
 from offbench.results import RunDir, config_hash, read_json, read_metrics
 
@@ -61,7 +61,7 @@ def evaluate(algo: Algorithm, plans: list[RunPlan], step: int) -> list[dict[str,
     for j, target in enumerate(targets):
         seeds = [hash_seed(p.seed, step, j) for p in plans]
         gens = [torch.Generator().manual_seed(s) for s in seeds]
-        evs = rollout(seeds_policy(algo, target, gens), spec, plans[0].config.eval_episodes,
+        evs = rollout(algo.policy(target, gens), spec, plans[0].config.eval_episodes,
                       [s % 2**31 for s in seeds], target_return=target)
         for results, ev in zip(per_seed, evs):
             results.append(ev.as_record(spec))
@@ -152,10 +152,12 @@ def _execute(plans: list[RunPlan], device: str, progress: SeedProgress, checkpoi
     data = cache.load(plan0.dataset)
     spec = cache.run_spec(plan0.dataset)
     cls = get_algorithm(plan0.algo)
-    if not cls.seed_batched and len(plans) > 1:  # a plug-in: one seed at a time
-        return [_execute([p], device, lambda _, *a, j=j: progress(j, *a), checkpoint_seconds)[0]
-                for j, p in enumerate(plans)]
-    algo = cls.create(cfg, data, spec, dev, [p.seed for p in plans])
+    most = cls.most_seeds(cpu=False) or len(plans)
+    if len(plans) > most:  # more seeds than one instance trains: in turn
+        return [summary for k in range(0, len(plans), most)
+                for summary in _execute(plans[k : k + most], device,
+                                        lambda j, *a, k=k: progress(k + j, *a), checkpoint_seconds)]
+    algo = cls.for_data(cfg, data, spec, dev, [p.seed for p in plans])
     steps = cfg.steps if algo.trainable else 0
     sampler = seed_batches(algo, [algo.make_sampler(data, rng) for rng in rngs]) if steps else None
     checkpoints = [p.dir.checkpoint for p in plans]
@@ -179,7 +181,7 @@ def _execute(plans: list[RunPlan], device: str, progress: SeedProgress, checkpoi
         last_save = time.monotonic()
         for step in range(start + 1, steps + 1):
             batch = sampler.sample()
-            metrics = algo.update(batch) if algo.seed_batched else algo.update({k: v[0] for k, v in batch.items()})
+            metrics = algo.update(batch)
             if step % log_every == 0:
                 values = {k: torch.as_tensor(v).detach().reshape(-1).tolist() for k, v in metrics.items()}
                 for i in range(len(plans)):

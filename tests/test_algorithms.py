@@ -39,7 +39,7 @@ def make(name: str, data: Dataset, **overrides: object):
     cls = get_algorithm(name)
     cfg = cls.Config.for_dataset(SPEC).with_overrides({k: str(v) for k, v in overrides.items()})
     torch.manual_seed(0)
-    return cls(cfg, data, SPEC, torch.device("cpu"))
+    return cls(cfg, cls.describe(cfg, data, SPEC), torch.device("cpu"))
 
 
 @pytest.mark.parametrize("tau", [0.5, 0.7, 0.9])

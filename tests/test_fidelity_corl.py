@@ -158,7 +158,7 @@ def build(algo: str, name: str, seeds: list[int], overrides: dict[str, str] | No
     cls = get_algorithm(algo)
     spec = get_spec(name)
     cfg = cls.Config.resolve(spec, overrides or {})
-    return cls.create(cfg, data if data is not None else toy_dataset(), spec, torch.device("cpu"), seeds)
+    return cls.for_data(cfg, data if data is not None else toy_dataset(), spec, torch.device("cpu"), seeds)
 
 
 def test_cql_temperature_optimizer_runs_at_the_policy_lr() -> None:

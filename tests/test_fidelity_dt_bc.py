@@ -115,7 +115,7 @@ def test_an_unknown_recipe_is_a_usage_error_listing_the_recipes(algo: str, liste
 
 def atari_dt(seeds: list[int], data: Dataset, **overrides: str) -> DT:
     cfg = DTConfig.for_dataset(ATARI).with_overrides({"batch_size": "3", "context": "4", "n_layers": "2", **overrides})
-    return DT.create(cfg, data, ATARI, torch.device("cpu"), seeds)
+    return DT.for_data(cfg, data, ATARI, torch.device("cpu"), seeds)
 
 
 def test_atari_dt_is_mingpt() -> None:
@@ -317,14 +317,14 @@ def test_pbc_recipes_select_and_normalize_as_their_references() -> None:
     corl = get_algorithm("pbc").Config.for_dataset(SPEC)
     assert (corl.recipe, corl.by, corl.fraction, corl.normalize_on, corl.context, corl.hidden, corl.lr) == \
         ("corl", "trajectories", 0.1, "selected", 1, (256, 256), 3e-4)
-    algo = get_algorithm("pbc")(corl, data, SPEC, torch.device("cpu"))
+    algo = get_algorithm("pbc").for_data(corl, data, SPEC, torch.device("cpu"), [0])
     kept = algo.train_data(data)
     assert kept.num_episodes == 2 and kept.episode_returns.min() >= np.sort(data.episode_returns)[-2]
     np.testing.assert_allclose(algo.norm.mean.numpy(), kept.obs_mean, rtol=1e-6)  # CORL: the kept trajectories'
     np.testing.assert_allclose(algo.norm.std.numpy(), kept.obs_std + 1e-3, rtol=1e-6)
     paper = get_algorithm("pbc").Config.resolve(SPEC, {"recipe": "paper"})
     assert (paper.by, paper.normalize_on, paper.context, paper.obs_std_eps) == ("timesteps", "all", 20, 1e-6)
-    algo = get_algorithm("pbc")(paper, data, SPEC, torch.device("cpu"))
+    algo = get_algorithm("pbc").for_data(paper, data, SPEC, torch.device("cpu"), [0])
     np.testing.assert_allclose(algo.norm.mean.numpy(), data.obs_mean, rtol=1e-6)  # kzl: the whole dataset's
     assert algo.train_data(data).num_episodes == 2  # 10% of 200 steps = two 10-step episodes
 
@@ -348,7 +348,7 @@ def test_paper_bc_recipe_is_kzls_mlp_bc() -> None:
     assert (cfg.context, cfg.hidden, cfg.dropout, cfg.lr, cfg.weight_decay, cfg.warmup_steps, cfg.batch_size,
             cfg.steps, cfg.obs_std_eps) == (20, (128, 128, 128), 0.1, 1e-4, 1e-4, 10_000, 64, 100_000, 1e-6)
     data = toy_dataset(obs_dim=3, act_dim=1)
-    algo = get_algorithm("bc").create(cfg, data, SPEC, torch.device("cpu"), [0])
+    algo = get_algorithm("bc").for_data(cfg, data, SPEC, torch.device("cpu"), [0])
     widths = [(layer.weight.shape[1], layer.weight.shape[2]) for layer in algo.actor.layers]
     assert widths == [(60, 128), (128, 128), (128, 128)] and algo.actor.head.weight.shape[1:] == (128, 1)
     assert isinstance(algo.optim, torch.optim.AdamW) and algo.optim.param_groups[0]["weight_decay"] == 1e-4
@@ -362,13 +362,13 @@ def test_paper_bc_recipe_is_kzls_mlp_bc() -> None:
 
 
 def test_paper_bc_trains_and_evaluates_through_its_window_policy() -> None:
-    from offbench.evaluate import rollout, seeds_policy
+    from offbench.evaluate import rollout
 
     data = toy_dataset(obs_dim=3, act_dim=1)
     cls = get_algorithm("bc")
     cfg = cls.Config.resolve(SPEC, {"recipe": "paper", "context": "4", "hidden": "[16, 16]", "warmup_steps": "2",
                                     "batch_size": "8"})
-    algo = cls.create(cfg, data, SPEC, torch.device("cpu"), [0, 1])
+    algo = cls.for_data(cfg, data, SPEC, torch.device("cpu"), [0, 1])
     sampler = SeedBatches([algo.make_sampler(data, np.random.default_rng(s)) for s in (0, 1)])
     losses = [algo.update(sampler.sample())["loss"] for _ in range(5)]
     assert all(torch.isfinite(x).all() and x.shape == (2,) for x in losses)
@@ -384,7 +384,7 @@ def test_paper_bc_trains_and_evaluates_through_its_window_policy() -> None:
         with torch.no_grad():
             expected = torch.tanh(algo.actor(window.flatten(2)))  # no dropout at evaluation
         np.testing.assert_allclose(out, expected.numpy(), rtol=1e-6, atol=1e-7)
-    evs = rollout(seeds_policy(algo, None, [torch.Generator().manual_seed(s) for s in (0, 1)]), SPEC, 2, [0, 1])
+    evs = rollout(algo.policy(None, [torch.Generator().manual_seed(s) for s in (0, 1)]), SPEC, 2, [0, 1])
     assert len(evs) == 2 and all(np.isfinite(ev.returns).all() and (ev.lengths == 50).all() for ev in evs)
 
 
@@ -392,7 +392,7 @@ def test_paper_bc_dropout_masks_differ_per_seed_and_only_in_training() -> None:
     data = toy_dataset(obs_dim=3, act_dim=1)
     cls = get_algorithm("bc")
     cfg = cls.Config.resolve(SPEC, {"recipe": "paper", "context": "3", "hidden": "[64]", "dropout": "0.5"})
-    algo = cls.create(cfg, data, SPEC, torch.device("cpu"), [0, 1])
+    algo = cls.for_data(cfg, data, SPEC, torch.device("cpu"), [0, 1])
     with torch.no_grad():  # both seeds given seed 0's weights: only the dropout masks can differ
         for p in algo.actor.parameters():
             p[1] = p[0]
@@ -411,7 +411,7 @@ def test_paper_bc_seeds_together_match_each_alone(name: str, float64: None) -> N
     cfg = cls.Config.resolve(SPEC, {**sets, "fraction": "0.5"} if name == "pbc" else sets)
 
     def trained(seeds: list[int]) -> tuple[list[dict], list[dict]]:
-        algo = cls.create(cfg, data, SPEC, torch.device("cpu"), seeds)
+        algo = cls.for_data(cfg, data, SPEC, torch.device("cpu"), seeds)
         metrics = train(algo, SeedBatches([algo.make_sampler(data, np.random.default_rng(s)) for s in seeds]), 12)
         return algo.seed_states(), metrics
 
@@ -425,8 +425,8 @@ def test_paper_bc_seeds_together_match_each_alone(name: str, float64: None) -> N
 
 def test_windowed_bc_is_refused_for_frames_and_for_the_weighted_family() -> None:
     with pytest.raises(UsageError, match="vector observations"):
-        get_algorithm("bc")(get_algorithm("bc").Config.resolve(ATARI, {"recipe": "paper"}), frames_dataset(), ATARI,
-                            torch.device("cpu"))
+        get_algorithm("bc").for_data(get_algorithm("bc").Config.resolve(ATARI, {"recipe": "paper"}), frames_dataset(),
+                                     ATARI, torch.device("cpu"), [0])
     with pytest.raises(UsageError, match="weighted family"):
         get_algorithm("rwr").Config.resolve(SPEC, {"context": "20"})
 
@@ -434,7 +434,7 @@ def test_windowed_bc_is_refused_for_frames_and_for_the_weighted_family() -> None
 def test_bc_cosine_schedule_decays_the_rate_to_a_tenth_over_the_budget() -> None:
     cfg = get_algorithm("bc").Config.for_dataset(SPEC).with_overrides({"lr_schedule": "cosine", "steps": "10",
                                                                        "lr": "0.01"})
-    algo = get_algorithm("bc")(cfg, toy_dataset(obs_dim=3, act_dim=1), SPEC, torch.device("cpu"))
+    algo = get_algorithm("bc").for_data(cfg, toy_dataset(obs_dim=3, act_dim=1), SPEC, torch.device("cpu"), [0])
     assert algo.optim.param_groups[0]["lr"] == pytest.approx(0.01)  # the first update at the full rate
     sampler = algo.make_sampler(toy_dataset(obs_dim=3, act_dim=1), np.random.default_rng(0))
     rates = []
@@ -443,6 +443,6 @@ def test_bc_cosine_schedule_decays_the_rate_to_a_tenth_over_the_budget() -> None
         algo.update({k: v[None] for k, v in sampler.sample().items()})  # one seed: (1, B, ...)
     expected = [0.01 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * k / 10))) for k in range(10)]
     np.testing.assert_allclose(rates, expected, rtol=1e-12)
-    constant = get_algorithm("bc")(get_algorithm("bc").Config.for_dataset(SPEC), toy_dataset(obs_dim=3, act_dim=1),
-                                   SPEC, torch.device("cpu"))
+    constant = get_algorithm("bc").for_data(get_algorithm("bc").Config.for_dataset(SPEC),
+                                            toy_dataset(obs_dim=3, act_dim=1), SPEC, torch.device("cpu"), [0])
     assert constant.sched is None  # CORL's BC: no schedule

@@ -37,7 +37,7 @@ def discrete_dataset() -> Dataset:
 def build(name: str, data: Dataset, spec: DatasetSpec, seeds: list[int]) -> tuple[Algorithm, SeedBatches]:
     cls = get_algorithm(name)
     cfg = cls.Config.for_dataset(spec).with_overrides(CONFIGS[name])
-    algo = cls.create(cfg, data, spec, torch.device("cpu"), seeds)
+    algo = cls.for_data(cfg, data, spec, torch.device("cpu"), seeds)
     return algo, SeedBatches([algo.make_sampler(data, np.random.default_rng(s)) for s in seeds])
 
 
@@ -125,7 +125,7 @@ def test_frame_stack_models_trained_together_match_each_seed_alone(name: str, fl
     cfg = cls.Config.for_dataset(spec).with_overrides(small)
 
     def trained(seeds: list[int]) -> list[dict]:
-        algo = cls.create(cfg, data, spec, torch.device("cpu"), seeds)
+        algo = cls.for_data(cfg, data, spec, torch.device("cpu"), seeds)
         train(algo, SeedBatches([algo.make_sampler(data, np.random.default_rng(s)) for s in seeds]), 3)
         return algo.seed_states()
 
@@ -158,17 +158,17 @@ def test_a_seed_split_out_of_a_group_continues_as_if_it_had_trained_alone(name: 
 
 def test_evaluation_of_a_group_matches_each_seed_evaluated_alone(kd1k_arrays: dict) -> None:
     from offbench.data.spec import get_spec
-    from offbench.evaluate import rollout, seeds_policy
+    from offbench.evaluate import rollout
 
     data, spec = Dataset.from_arrays(kd1k_arrays), get_spec("keytodoor-1k")
     together, _ = build("bc", data, spec, SEEDS)
     together.config.sample_actions = True  # exercise the per-seed action sampling
-    evs = rollout(seeds_policy(together, None, [torch.Generator().manual_seed(100 + s) for s in SEEDS]),
+    evs = rollout(together.policy(None, [torch.Generator().manual_seed(100 + s) for s in SEEDS]),
                   spec, 4, [7 + s for s in SEEDS])
     for i, seed in enumerate(SEEDS):
         alone, _ = build("bc", data, spec, [seed])
         alone.config.sample_actions = True
-        ev = rollout(seeds_policy(alone, None, [torch.Generator().manual_seed(100 + seed)]), spec, 4, [7 + seed])[0]
+        ev = rollout(alone.policy(None, [torch.Generator().manual_seed(100 + seed)]), spec, 4, [7 + seed])[0]
         np.testing.assert_allclose(evs[i].returns, ev.returns)
         np.testing.assert_array_equal(evs[i].lengths, ev.lengths)
 

@@ -22,8 +22,7 @@ import torch
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
 from offbench.algos.nets import GaussianActor, TwinQ, soft_update
 from offbench.algos.seeded import adam, per_seed
-from offbench.data.dataset import Dataset
-from offbench.data.spec import DatasetSpec
+from offbench.data.info import DataInfo
 
 
 @dataclass
@@ -56,9 +55,9 @@ class AWAC(TransitionAlgorithm):
     STATE = ("actor", "critic", "critic_target", "actor_optim", "critic_optim")
     seed_batched = True
 
-    def __init__(self, config: AWACConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+    def __init__(self, config: AWACConfig, info: DataInfo, device: torch.device,
                  seeds: Sequence[int] = (0,)) -> None:
-        super().__init__(config, data, spec, device, seeds)
+        super().__init__(config, info, device, seeds)
         # CORL Actor: unbounded mean (no tanh), log-std a parameter clamped to [-20, 2]
         self.actor = GaussianActor(self.obs_dim, self.action_dim, config.hidden,
                                    log_std_bounds=(config.log_std_min, config.log_std_max), tanh_mean=False).to(device)

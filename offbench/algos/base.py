@@ -11,7 +11,11 @@ Batches arrive as ``(S, B, ...)`` arrays, ``update`` returns one value per seed,
 for all seeds at once, and ``state_dict`` holds every per-seed tensor with the seed axis first
 (0-dimensional tensors, like Adam's step count, are shared), so a checkpoint splits into one file
 per seed and any seeds' files stack back into one model. A plug-in that is not seed-batched keeps
-the plain protocol (batches ``(B, ...)``, scalar metrics) and trains one seed per instance.
+the plain protocol (batches ``(B, ...)``, scalar metrics, one seed per instance); :meth:`Algorithm.create`
+wraps it in :class:`OneSeed`, so everything above the algorithms speaks the seed-batched protocol.
+
+An instance is built from a :class:`~offbench.data.info.DataInfo` (shapes, action kind,
+normalization statistics), not from the dataset; only ``make_sampler`` sees the data.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from offbench.algos.config import CORL_OBS_STD_EPS, AlgoConfig, parse_value  # n
 from offbench.algos.nets import ObsNormalizer, return_range_reward_scale
 from offbench.algos.seeded import SeedNoise, seeded_init
 from offbench.data.dataset import Dataset
+from offbench.data.info import DataInfo
 from offbench.data.spec import DatasetSpec
 from offbench.errors import UsageError
 from offbench.registry import Registry
@@ -74,40 +79,55 @@ class Algorithm:
     #: memory-bound on a CPU, S seeds cost more than S single steps (caches), so they run apart.
     cpu_seeds_together: ClassVar[int | None] = None
 
-    def __init__(self, config: AlgoConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+    def __init__(self, config: AlgoConfig, info: DataInfo, device: torch.device,
                  seeds: Sequence[int] = (0,)) -> None:
-        self.config, self.spec, self.device = config, spec, device
+        self.config, self.info, self.device = config, info, device
         self.seeds = [int(s) for s in seeds]
-        self.obs_shape = data.obs_shape
-        self.discrete = data.discrete_actions
-        self.action_dim = data.action_dim
+        self.obs_shape = info.obs_shape
+        self.discrete = info.discrete
+        self.action_dim = info.action_dim
         self.noise = SeedNoise(self.seeds, device)
 
     @classmethod
-    def create(cls, config: AlgoConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
-               seeds: Sequence[int]) -> Algorithm:
-        """An instance training ``seeds``: all of them at once if the class is seed-batched (each
-        seed's parameters initialized from its own generator), else exactly one."""
+    def describe(cls, config: AlgoConfig, data: Dataset, spec: DatasetSpec) -> DataInfo:
+        """What an instance needs to know about ``data``: its shapes and episode facts, and the
+        observation statistics where the config normalizes observations."""
+        return DataInfo.of(data, spec, obs_stats=bool(getattr(config, "normalize_obs", True)))
+
+    @classmethod
+    def create(cls, config: AlgoConfig, info: DataInfo, device: torch.device, seeds: Sequence[int]) -> Algorithm:
+        """An instance training ``seeds`` on a seed axis, each seed's parameters initialized from
+        its own generator; a plain plug-in is built for its one seed and seen through
+        :class:`OneSeed`."""
         if cls.seed_batched:
             with seeded_init(seeds):
-                return cls(config, data, spec, device, seeds)
+                return cls(config, info, device, seeds)
         if len(seeds) != 1:
             raise ValueError(f"{cls.__name__} is not seed-batched; it trains one seed per instance")
         torch.manual_seed(seeds[0])
-        return cls(config, data, spec, device)
+        return OneSeed(cls(config, info, device))
+
+    @classmethod
+    def for_data(cls, config: AlgoConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+                 seeds: Sequence[int]) -> Algorithm:
+        """:meth:`create` for the dataset ``data`` (described by :meth:`describe`)."""
+        return cls.create(config, cls.describe(config, data, spec), device, seeds)
+
+    @classmethod
+    def most_seeds(cls, cpu: bool) -> int | None:
+        """The most seeds one instance trains (None: any number): one for a plain plug-in, on a
+        CPU ``cpu_seeds_together``."""
+        if not cls.seed_batched:
+            return 1
+        return cls.cpu_seeds_together if cpu else None
 
     def seed_states(self) -> list[dict[str, Any]]:
-        """The training state of each seed on its own (a seed-batched state split on its seed axis)."""
+        """The training state of each seed on its own (the state split on its seed axis)."""
         state = self.state_dict()
-        if not self.seed_batched:
-            return [state]
         return [{"algo": seed_slice(state, i), "noise": self.noise.get_state(i)} for i in range(len(self.seeds))]
 
     def load_seed_states(self, states: list[dict[str, Any]]) -> None:
         """Restore from one state per seed (as :meth:`seed_states` gives them)."""
-        if not self.seed_batched:
-            self.load_state_dict(states[0])
-            return
         self.load_state_dict(stack_seeds([s["algo"] for s in states]))
         for i, s in enumerate(states):
             self.noise.set_state(i, s["noise"])
@@ -143,22 +163,22 @@ class TransitionAlgorithm(Algorithm):
     #: Continuous-control algorithms refuse discrete-action datasets with a usage error.
     continuous_only: ClassVar[bool] = False
 
-    def __init__(self, config: AlgoConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+    def __init__(self, config: AlgoConfig, info: DataInfo, device: torch.device,
                  seeds: Sequence[int] = (0,)) -> None:
-        super().__init__(config, data, spec, device, seeds)
+        super().__init__(config, info, device, seeds)
         if self.continuous_only and self.discrete:
-            raise UsageError(f"{type(self).__name__} needs continuous actions; {spec.name} has discrete ones")
+            raise UsageError(f"{type(self).__name__} needs continuous actions; {info.name} has discrete ones")
         self.obs_dim = int(np.prod(self.obs_shape))
-        self.norm = ObsNormalizer.for_data(data, getattr(config, "normalize_obs", True),
+        self.norm = ObsNormalizer.for_data(info, getattr(config, "normalize_obs", True),
                                            getattr(config, "obs_std_eps", CORL_OBS_STD_EPS)).to(device)
-        self.reward_scale = self.reward_scale_for(data)
+        self.reward_scale = self.reward_scale_for(info)
 
-    def reward_scale_for(self, data: Dataset) -> float:
+    def reward_scale_for(self, info: DataInfo) -> float:
         """Multiplier applied to rewards in training batches: with a config's ``normalize_reward``
         on locomotion data, CORL's ``modify_reward`` (and the IQL authors' ``normalize``),
         ``1000 / (max - min episode return)``; else 1."""
-        if getattr(self.config, "normalize_reward", False) and self.spec.domain == "mujoco":
-            return return_range_reward_scale(data.episode_returns)
+        if getattr(self.config, "normalize_reward", False) and info.domain == "mujoco" and info.return_range:
+            return return_range_reward_scale(info.return_range)
         return 1.0
 
     def train_data(self, data: Dataset) -> Dataset:
@@ -196,6 +216,54 @@ class TransitionAlgorithm(Algorithm):
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for name in self.STATE:
             getattr(self, name).load_state_dict(state[name])
+
+
+class OneSeedPolicy:
+    """A plain policy (observations (N, ...)) seen through the seed axis of the evaluation."""
+
+    def __init__(self, policy: Policy) -> None:
+        self.policy = policy
+
+    def reset(self, n: int) -> None:
+        self.policy.reset(n)
+
+    def act(self, observations: np.ndarray) -> np.ndarray:
+        return np.asarray(self.policy.act(observations[0]))[None]
+
+    def observe(self, rewards: np.ndarray) -> None:
+        self.policy.observe(rewards[0])
+
+
+class OneSeed(Algorithm):
+    """A plain plug-in (one seed, batches ``(B, ...)``, scalar metrics, numpy batches) seen as a
+    seed-batched algorithm with one seed, so the loop, samplers, evaluation and launchers speak
+    one protocol. Its checkpoint is the plug-in's own ``state_dict``."""
+
+    seed_batched = True
+
+    def __init__(self, inner: Algorithm) -> None:
+        self.inner = inner
+        self.config, self.info, self.device, self.seeds = inner.config, inner.info, inner.device, inner.seeds
+        self.obs_shape, self.discrete, self.action_dim = inner.obs_shape, inner.discrete, inner.action_dim
+        self.noise = inner.noise
+        self.trainable = inner.trainable  # type: ignore[misc]
+        self.return_conditioned = inner.return_conditioned  # type: ignore[misc]
+
+    def make_sampler(self, data: Dataset, rng: np.random.Generator) -> Any:
+        return self.inner.make_sampler(data, rng)
+
+    def update(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        one = {k: v[0].cpu().numpy() if isinstance(v, torch.Tensor) else v[0] for k, v in batch.items()}
+        return {k: torch.as_tensor(v).reshape(1) for k, v in self.inner.update(one).items()}
+
+    def policy(self, target_return: float | None, generator: Any) -> Policy:
+        return OneSeedPolicy(self.inner.policy(target_return, generator[0]))
+
+    def seed_states(self) -> list[dict[str, Any]]:
+        return [self.inner.state_dict()]
+
+    def load_seed_states(self, states: list[dict[str, Any]]) -> None:
+        self.inner.load_state_dict(states[0])
 
 
 def seed_slice(state: Any, i: int) -> Any:

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, cast
 
 import numpy as np
 import torch
@@ -45,9 +45,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, MarkovPolicy, Policy, TransitionAlgorithm
-from offbench.algos.nets import ObsNormalizer, is_image, push_window, state_network, warmup_then
+from offbench.algos.nets import is_image, push_window, state_network, warmup_then
 from offbench.algos.seeded import SeedLinear, SeedNoise, adam, adamw, per_seed, sample_or_argmax
 from offbench.data.dataset import Dataset, WindowSampler
+from offbench.data.info import DataInfo
 from offbench.data.spec import DatasetSpec
 from offbench.data.variants import successful, top_fraction
 from offbench.errors import UsageError
@@ -197,15 +198,15 @@ class BC(TransitionAlgorithm):
     STATE = ("actor", "optim")
     seed_batched = True
 
-    def __init__(self, config: BCConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+    def __init__(self, config: BCConfig, info: DataInfo, device: torch.device,
                  seeds: Sequence[int] = (0,)) -> None:
-        super().__init__(config, data, spec, device, seeds)
+        super().__init__(config, info, device, seeds)
         c = config
         self.windowed = c.windowed
         if self.windowed:
             if is_image(self.obs_shape):
                 raise UsageError(f"{type(self).__name__}: the windowed MLP (context > 1 or dropout > 0) is for vector "
-                                 f"observations; {spec.name} has frames")
+                                 f"observations; {info.name} has frames")
             self.actor: nn.Module = WindowMLP(c.context * self.obs_dim, c.hidden, self.action_dim, c.dropout).to(device)
         else:
             self.actor = state_network(self.obs_shape, c.hidden, self.action_dim).to(device)
@@ -279,17 +280,29 @@ class PercentBC(BC):
     Config = PBCConfig
     config: PBCConfig
 
-    def __init__(self, config: PBCConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+    def __init__(self, config: PBCConfig, info: DataInfo, device: torch.device,
                  seeds: Sequence[int] = (0,)) -> None:
-        super().__init__(config, data, spec, device, seeds)
-        self._kept = (data, self.select(data))
-        if config.normalize_on == "selected":
-            self.norm = ObsNormalizer.for_data(self._kept[1], config.normalize_obs, config.obs_std_eps).to(device)
+        super().__init__(config, info, device, seeds)
+        self._kept: tuple[Dataset, Dataset] | None = None
 
-    def select(self, data: Dataset) -> Dataset:
-        if self.config.by == "success":
-            return successful(data)
-        return top_fraction(data, self.config.fraction, by=self.config.by)
+    @classmethod
+    def describe(cls, config: AlgoConfig, data: Dataset, spec: DatasetSpec) -> DataInfo:
+        """The dataset's description, with the selected episodes' observation statistics when
+        ``normalize_on`` is ``selected``."""
+        info = super().describe(config, data, spec)
+        pbc = cast(PBCConfig, config)
+        if pbc.normalize_on == "selected" and pbc.normalize_obs:
+            info = info.with_obs_stats(select(data, pbc))
+        return info
 
     def train_data(self, data: Dataset) -> Dataset:
-        return self._kept[1] if data is self._kept[0] else self.select(data)
+        if self._kept is None or self._kept[0] is not data:  # one selection for every seed's sampler
+            self._kept = (data, select(data, self.config))
+        return self._kept[1]
+
+
+def select(data: Dataset, config: PBCConfig) -> Dataset:
+    """The episodes %BC trains on: the top fraction by return (or length), or the successful ones."""
+    if config.by == "success":
+        return successful(data)
+    return top_fraction(data, config.fraction, by=config.by)

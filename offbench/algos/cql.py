@@ -33,8 +33,7 @@ import torch.nn.functional as F
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
 from offbench.algos.nets import TanhGaussianActor, TwinQ, frozen, soft_update, state_network
 from offbench.algos.seeded import adam, orthogonal_init_, per_seed, xavier_last_layer_
-from offbench.data.dataset import Dataset
-from offbench.data.spec import DatasetSpec
+from offbench.data.info import DataInfo
 
 
 @dataclass
@@ -103,15 +102,15 @@ class CQL(TransitionAlgorithm):
     # 3 x 10 sampled actions per state: (S, 7680, 256) activations; 5 seeds together measured 0.72x on CPU
     cpu_seeds_together = 1
 
-    def __new__(cls, config: CQLConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
-                seeds: Sequence[int] = (0,)) -> Any:
-        if data.discrete_actions:  # one name for both action kinds, as the papers use it
-            return DiscreteCQL(config, data, spec, device, seeds)
+    def __new__(cls, config: CQLConfig, info: DataInfo, device: torch.device,
+                 seeds: Sequence[int] = (0,)) -> Any:
+        if info.discrete:  # one name for both action kinds, as the papers use it
+            return DiscreteCQL(config, info, device, seeds)
         return super().__new__(cls)
 
-    def __init__(self, config: CQLConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+    def __init__(self, config: CQLConfig, info: DataInfo, device: torch.device,
                  seeds: Sequence[int] = (0,)) -> None:
-        super().__init__(config, data, spec, device, seeds)
+        super().__init__(config, info, device, seeds)
         c = config
         affine = (c.log_std_multiplier, c.log_std_offset) if c.learn_log_std_scale else None
         actor = TanhGaussianActor(self.obs_dim, self.action_dim, c.hidden, (c.log_std_min, c.log_std_max), affine)
@@ -210,9 +209,9 @@ class DiscreteCQL(TransitionAlgorithm):
     STATE = ("q", "q_target", "optim")
     seed_batched = True
 
-    def __init__(self, config: CQLConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+    def __init__(self, config: CQLConfig, info: DataInfo, device: torch.device,
                  seeds: Sequence[int] = (0,)) -> None:
-        super().__init__(config, data, spec, device, seeds)
+        super().__init__(config, info, device, seeds)
         self.q = state_network(self.obs_shape, config.hidden, self.action_dim).to(device)
         self.q_target = copy.deepcopy(self.q)
         self.optim = adam(self.q.parameters(), lr=config.q_lr, eps=0.01 / 32)

@@ -57,7 +57,7 @@ from offbench.algos.seeded import (
     seed_rows,
 )
 from offbench.data.dataset import Dataset, WindowSampler
-from offbench.data.spec import DatasetSpec
+from offbench.data.info import DataInfo
 from offbench.errors import UsageError
 
 
@@ -400,19 +400,18 @@ class DT(Algorithm):
     # (S, 64, 60, 128..512) activations; 5 seeds together measured 0.96x on CPU
     cpu_seeds_together = 1
 
-    def __init__(self, config: DTConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+    def __init__(self, config: DTConfig, info: DataInfo, device: torch.device,
                  seeds: Sequence[int] = (0,)) -> None:
-        super().__init__(config, data, spec, device, seeds)
+        super().__init__(config, info, device, seeds)
         self.obs_dim = int(np.prod(self.obs_shape))
-        self.norm = ObsNormalizer.for_data(data, config.normalize_obs, 1e-6).to(device)  # kzl and CORL: std + 1e-6
+        self.norm = ObsNormalizer.for_data(info, config.normalize_obs, 1e-6).to(device)  # kzl and CORL: std + 1e-6
         # the timestep embedding covers the longest episode (Atari: in the data, as the paper; later steps clamp)
-        max_t = int(data.episode_lengths.max()) if spec.domain == "atari" else \
-            max(spec.max_episode_steps, int(data.episode_lengths.max()))
+        max_t = info.longest_episode if info.domain == "atari" else max(info.max_episode_steps, info.longest_episode)
         self.model = DecisionTransformer(self.obs_shape, self.action_dim, self.discrete, max_t, config).to(device)
         self.optim = adamw(param_groups(self.model, config.weight_decay, config.decay_weights_only), lr=config.lr,
                            weight_decay=config.weight_decay, betas=tuple(config.betas))
         # minGPT: final_tokens = 2 * len(train_dataset) * K * 3, len(train_dataset) = len(data) - 3K
-        self.final_tokens = 2 * max(1, len(data) - 3 * config.context) * config.context * 3
+        self.final_tokens = 2 * max(1, info.transitions - 3 * config.context) * config.context * 3
         self.sched = torch.optim.lr_scheduler.LambdaLR(self.optim, self.lr_factor)
 
     def lr_factor(self, step: int) -> float:
@@ -462,7 +461,7 @@ class DT(Algorithm):
 
     def policy(self, target_return: float | None, generator: list[torch.Generator]) -> DTPolicy:
         if target_return is None or math.isnan(target_return):
-            target_return = self.spec.target_returns[0]
+            target_return = self.info.target_returns[0]
         return DTPolicy(self, target_return, generator)
 
     def state_dict(self) -> dict[str, Any]:

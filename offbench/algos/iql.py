@@ -34,8 +34,7 @@ import torch
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
 from offbench.algos.nets import DeterministicActor, GaussianActor, TwinQ, mlp, soft_update
 from offbench.algos.seeded import adam, per_seed
-from offbench.data.dataset import Dataset
-from offbench.data.spec import DatasetSpec
+from offbench.data.info import DataInfo
 
 
 def expectile_loss(diff: torch.Tensor, expectile: float) -> torch.Tensor:
@@ -92,9 +91,9 @@ class IQL(TransitionAlgorithm):
     STATE = ("actor", "critic", "critic_target", "value", "actor_optim", "critic_optim", "value_optim", "actor_sched")
     seed_batched = True
 
-    def __init__(self, config: IQLConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+    def __init__(self, config: IQLConfig, info: DataInfo, device: torch.device,
                  seeds: Sequence[int] = (0,)) -> None:
-        super().__init__(config, data, spec, device, seeds)
+        super().__init__(config, info, device, seeds)
         if config.deterministic:
             self.actor: torch.nn.Module = DeterministicActor(self.obs_dim, self.action_dim, config.hidden).to(device)
         else:

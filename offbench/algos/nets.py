@@ -41,14 +41,16 @@ class ObsNormalizer(nn.Module):
         self.register_buffer("std", std_t)
 
     @classmethod
-    def for_data(cls, data: Any, enabled: bool, eps: float) -> ObsNormalizer:
-        """From a dataset's statistics, ``(s - mean) / (std + eps)`` (computed only when enabled:
-        images are not standardized). The reference codes differ in ``eps``: CORL's transition
-        algorithms 1e-3, the Decision Transformer's 1e-6."""
+    def for_data(cls, info: Any, enabled: bool, eps: float) -> ObsNormalizer:
+        """From a dataset's statistics (a :class:`~offbench.data.info.DataInfo`), ``(s - mean) /
+        (std + eps)`` when enabled (images are not standardized). The reference codes differ in
+        ``eps``: CORL's transition algorithms 1e-3, the Decision Transformer's 1e-6."""
         if enabled:
-            return cls(data.obs_mean, data.obs_std + np.float32(eps), data.obs_shape)
-        n = int(np.prod(data.obs_shape))
-        return cls(np.zeros(n, np.float32), np.ones(n, np.float32), data.obs_shape, enabled=False)
+            if info.obs_mean is None or info.obs_std is None:
+                raise ValueError(f"{info.name}: observation statistics were not computed (describe it with obs_stats)")
+            return cls(info.obs_mean, info.obs_std + np.float32(eps), info.obs_shape)
+        n = int(np.prod(info.obs_shape))
+        return cls(np.zeros(n, np.float32), np.ones(n, np.float32), info.obs_shape, enabled=False)
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
         flat = obs.reshape(*obs.shape[: obs.ndim - self.obs_ndim], -1).to(self.mean.dtype)
@@ -236,10 +238,10 @@ class DeterministicActor(nn.Module):
 RETURN_RANGE_TARGET = 1000.0
 
 
-def return_range_reward_scale(episode_returns: np.ndarray) -> float:
+def return_range_reward_scale(return_range: tuple[float, float]) -> float:
     """``1000 / (max return - min return)`` over a dataset's episodes (1 if they are all equal):
     the reward multiplier of CORL's ``modify_reward`` and the IQL authors' ``normalize``."""
-    spread = float(np.max(episode_returns) - np.min(episode_returns)) if len(episode_returns) else 0.0
+    spread = return_range[1] - return_range[0]
     return RETURN_RANGE_TARGET / spread if spread > 0 else 1.0
 
 

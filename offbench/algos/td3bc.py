@@ -18,8 +18,7 @@ import torch
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
 from offbench.algos.nets import TwinQ, frozen, mlp, soft_update
 from offbench.algos.seeded import adam, per_seed
-from offbench.data.dataset import Dataset
-from offbench.data.spec import DatasetSpec
+from offbench.data.info import DataInfo
 
 
 @dataclass
@@ -50,9 +49,9 @@ class TD3BC(TransitionAlgorithm):
     STATE = ("actor", "actor_target", "critic", "critic_target", "actor_optim", "critic_optim")
     seed_batched = True
 
-    def __init__(self, config: TD3BCConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+    def __init__(self, config: TD3BCConfig, info: DataInfo, device: torch.device,
                  seeds: Sequence[int] = (0,)) -> None:
-        super().__init__(config, data, spec, device, seeds)
+        super().__init__(config, info, device, seeds)
         self.actor = mlp(self.obs_dim, config.hidden, self.action_dim).to(device)
         self.critic = TwinQ(self.obs_dim, self.action_dim, config.hidden).to(device)
         self.actor_target, self.critic_target = copy.deepcopy(self.actor), copy.deepcopy(self.critic)

@@ -28,7 +28,7 @@ from offbench.algos.bc import BC, BCConfig
 from offbench.algos.nets import state_network
 from offbench.algos.seeded import adam, per_seed
 from offbench.data.dataset import Dataset, TransitionSampler
-from offbench.data.spec import DatasetSpec
+from offbench.data.info import DataInfo
 from offbench.errors import UsageError
 
 
@@ -111,9 +111,9 @@ class AWR(BC):
     config: AWRConfig
     STATE = ("actor", "optim", "value", "value_optim")
 
-    def __init__(self, config: AWRConfig, data: Dataset, spec: DatasetSpec, device: torch.device,
+    def __init__(self, config: AWRConfig, info: DataInfo, device: torch.device,
                  seeds: Sequence[int] = (0,)) -> None:
-        super().__init__(config, data, spec, device, seeds)
+        super().__init__(config, info, device, seeds)
         self.value = state_network(self.obs_shape, config.hidden, 1).to(device)
         self.value_optim = adam(self.value.parameters(), lr=config.value_lr)
         self.mean_square = torch.ones(len(self.seeds), 1, device=device)

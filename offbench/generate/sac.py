@@ -21,7 +21,7 @@ import torch
 from offbench.algos.cql import CQL, CQLConfig
 from offbench.data.dataset import Dataset
 from offbench.data.sources.d4rl import episode_starts
-from offbench.data.spec import DatasetSpec
+from offbench.data.info import DataInfo
 
 Arrays = dict[str, np.ndarray]
 ActFn = Callable[[np.ndarray], np.ndarray]
@@ -48,15 +48,11 @@ def make_sac(env: gym.Env, hidden: tuple[int, ...], device: torch.device, lr: fl
     """A SAC agent for ``env``'s spaces (observations unnormalized, actions in [-1, 1])."""
     obs_dim = int(np.prod(env.observation_space.shape))
     act_dim = int(np.prod(env.action_space.shape))
-    shapes = Dataset(observations=np.zeros((1, obs_dim), np.float32), actions=np.zeros((1, act_dim), np.float32),
-                     rewards=np.zeros(1, np.float32), terminals=np.zeros(1, bool), timeouts=np.zeros(1, bool),
-                     episode_starts=np.zeros(1, np.int64))
     cfg = CQLConfig(alpha=0.0, backup_entropy=True, policy_lr=lr, q_lr=lr, entropy_lr=lr, hidden=hidden,
                     normalize_obs=False)
     env_id = env.spec.id if env.spec else "env"
-    spec = DatasetSpec(name=f"online {env_id}", domain="mujoco", source="online", env=env_id, max_episode_steps=0,
-                       ref_min_return=None, ref_max_return=None, target_returns=())
-    return CQL(cfg, shapes, spec, device, seeds=(seed,))
+    info = DataInfo(name=f"online {env_id}", domain="online", obs_shape=(obs_dim,), action_dim=act_dim, discrete=False)
+    return CQL(cfg, info, device, seeds=(seed,))
 
 
 def policy_fn(agent: CQL, deterministic: bool, seed: int) -> ActFn:

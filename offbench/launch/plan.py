@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import torch
 
 from offbench.algos import get_algorithm
 from offbench.checkpoints import checkpoint_step
@@ -58,18 +57,17 @@ def plan_runs(datasets: list[str], algos: list[str], seeds: int, results: Path, 
 
 def group_seeds(plans: list[RunPlan], parts: int = 1, most: int | None = None, cpu: bool = False) -> list[list[RunPlan]]:
     """Seeds that train as one model: runs of one (dataset, algorithm, config) whose checkpoints
-    are at the same step (a seed-batched algorithm; others run alone), at most ``most`` per group
-    (default: all; on a ``cpu``, the algorithm's ``cpu_seeds_together``). The largest groups are
+    are at the same step, at most ``most`` per group (default: as many as the algorithm trains
+    together, :meth:`~offbench.algos.base.Algorithm.most_seeds`). The largest groups are
     then halved until there are ``parts`` groups (to keep ``parts`` CPU workers busy) or none can
     be split."""
     groups: dict[tuple, list[RunPlan]] = {}
     for plan in plans:
-        cls = get_algorithm(plan.algo)
-        key = (plan.dataset, plan.algo, plan.config_hash, checkpoint_step(plan.dir.checkpoint)) if cls.seed_batched else (plan.label,)
+        key = (plan.dataset, plan.algo, plan.config_hash, checkpoint_step(plan.dir.checkpoint))
         groups.setdefault(key, []).append(plan)
     out = []
     for g in groups.values():
-        size = most or (get_algorithm(g[0].algo).cpu_seeds_together if cpu else None) or len(g)
+        size = most or get_algorithm(g[0].algo).most_seeds(cpu) or len(g)
         out += [g[i : i + size] for i in range(0, len(g), size)]
     while len(out) < parts and max(len(g) for g in out) > 1:
         big = max(out, key=len)

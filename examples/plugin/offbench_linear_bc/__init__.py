@@ -30,8 +30,8 @@ class LinearBC(TransitionAlgorithm):
     Config = LinearBCConfig
     STATE = ("net", "optim")  # what a checkpoint saves, so interrupted runs resume exactly
 
-    def __init__(self, config, data, spec, device) -> None:
-        super().__init__(config, data, spec, device)  # normalizer, obs_dim, action_dim, device
+    def __init__(self, config, info, device) -> None:
+        super().__init__(config, info, device)  # normalizer, obs_dim, action_dim, device
         self.net = torch.nn.Linear(self.obs_dim, self.action_dim).to(device)
         self.optim = torch.optim.Adam(self.net.parameters(), lr=config.lr)
 
