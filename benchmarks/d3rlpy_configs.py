@@ -57,13 +57,13 @@ OFFBENCH_MUJOCO_DEFAULTS: dict[str, dict[str, Any]] = {
     "td3bc": {"steps": 1_000_000, "batch_size": 256, "alpha": 2.5, "discount": 0.99, "tau": 0.005,
               "policy_noise": 0.2, "noise_clip": 0.5, "policy_freq": 2, "actor_lr": 3e-4, "critic_lr": 3e-4,
               "hidden": [256, 256], "normalize_obs": True},
-    "iql": {"steps": 1_000_000, "batch_size": 256, "expectile": 0.7, "temperature": 3.0, "discount": 0.99,
-            "tau": 0.005, "lr": 3e-4, "hidden": [256, 256], "normalize_obs": True, "normalize_reward": True,
-            "deterministic": False},
+    "iql": {"steps": 1_000_000, "batch_size": 256, "expectile": 0.7, "beta": 3.0, "discount": 0.99,
+            "tau": 0.005, "actor_lr": 3e-4, "critic_lr": 3e-4, "value_lr": 3e-4, "actor_lr_schedule": "cosine",
+            "hidden": [256, 256], "normalize_obs": True, "normalize_reward": True, "deterministic": False},
     "cql": {"steps": 1_000_000, "batch_size": 256, "alpha": 10.0, "n_actions": 10, "temperature": 1.0,
-            "discount": 0.99, "tau": 0.005, "policy_lr": 3e-5, "q_lr": 3e-4, "entropy_lr": 3e-4,
+            "discount": 0.99, "tau": 0.005, "actor_lr": 3e-5, "critic_lr": 3e-4, "entropy_lr": 3e-4,
             "hidden": [256, 256, 256], "normalize_obs": True, "backup_entropy": False, "target_update_every": 0},
-    "awac": {"steps": 1_000_000, "batch_size": 256, "awac_lambda": 1.0 / 3.0, "discount": 0.99, "tau": 0.005,
+    "awac": {"steps": 1_000_000, "batch_size": 256, "beta": 1.0 / 3.0, "discount": 0.99, "tau": 0.005,
              "actor_lr": 3e-4, "critic_lr": 3e-4, "hidden": [256, 256], "normalize_obs": True},
     "dt": {"steps": 100_000, "batch_size": 64, "context": 20, "embed_dim": 128, "n_layers": 3, "n_heads": 1,
            "dropout": 0.1, "activation": "relu", "lr": 1e-4, "weight_decay": 1e-4, "warmup_steps": 10_000,
@@ -177,40 +177,46 @@ def make_config(name: str, cfg: dict[str, Any] | None = None, *, compile_graph: 
                      "alpha": c["alpha"], "gamma": c["discount"], "tau": c["tau"], "policy_noise": c["policy_noise"],
                      "noise_clip": c["noise_clip"], "update_actor_interval": c["policy_freq"], "obs": obs_note}
     elif name == "iql":
-        used |= {"expectile", "temperature", "discount", "tau", "lr", "normalize_reward", "exp_adv_max"}
+        used |= {"expectile", "beta", "discount", "tau", "actor_lr", "critic_lr", "value_lr", "actor_lr_schedule",
+                 "normalize_reward", "exp_adv_max"}
+        if c["value_lr"] != c["critic_lr"]:
+            unmatched.append(f"value_lr={c['value_lr']}: d3rlpy's IQL trains Q and V with one optimizer at the "
+                             f"critic's rate ({c['critic_lr']})")
         t_max = max(1, int(total_steps if total_steps is not None else c["steps"]))
+        cosine = c.get("actor_lr_schedule", "cosine") == "cosine"
         max_weight = float(c.get("exp_adv_max", EXP_ADV_MAX))
-        config = IQLConfig(actor_learning_rate=c["lr"], critic_learning_rate=c["lr"],
+        config = IQLConfig(actor_learning_rate=c["actor_lr"], critic_learning_rate=c["critic_lr"],
                            actor_encoder_factory=_mlp(hidden), critic_encoder_factory=_mlp(hidden),
-                           value_encoder_factory=_mlp(hidden), expectile=c["expectile"], weight_temp=c["temperature"],
+                           value_encoder_factory=_mlp(hidden), expectile=c["expectile"], weight_temp=c["beta"],
                            max_weight=max_weight, gamma=c["discount"], tau=c["tau"],
-                           actor_optim_factory=AdamFactory(lr_scheduler_factory=CosineAnnealingLRFactory(T_max=t_max)),
-                           reward_scaler=reward_scaler, **common)
-        described = {"batch": c["batch_size"], "lr": c["lr"], "mlp": hidden, "expectile": c["expectile"],
-                     "weight_temp": c["temperature"], "max_weight": max_weight, "gamma": c["discount"],
-                     "tau": c["tau"], "actor_lr_schedule": f"cosine (T_max {t_max})", "reward": reward_note,
+                           actor_optim_factory=AdamFactory(lr_scheduler_factory=CosineAnnealingLRFactory(T_max=t_max))
+                           if cosine else AdamFactory(), reward_scaler=reward_scaler, **common)
+        described = {"batch": c["batch_size"], "actor_lr": c["actor_lr"], "critic_lr": c["critic_lr"], "mlp": hidden,
+                     "expectile": c["expectile"], "weight_temp": c["beta"], "max_weight": max_weight,
+                     "gamma": c["discount"], "tau": c["tau"],
+                     "actor_lr_schedule": f"cosine (T_max {t_max})" if cosine else "constant", "reward": reward_note,
                      "obs": obs_note}
     elif name == "cql":
-        used |= {"alpha", "n_actions", "discount", "tau", "policy_lr", "q_lr", "entropy_lr", "backup_entropy",
+        used |= {"alpha", "n_actions", "discount", "tau", "actor_lr", "critic_lr", "entropy_lr", "backup_entropy",
                  "normalize_reward", "log_std_multiplier", "log_std_offset"}  # the last two: with learn_log_std_scale
-        temp_lr = float(c["entropy_lr"]) or float(c["policy_lr"])  # offbench: 0 means the policy's lr
-        config = CQLConfig(actor_learning_rate=c["policy_lr"], critic_learning_rate=c["q_lr"],
+        temp_lr = float(c["entropy_lr"]) or float(c["actor_lr"])  # offbench: 0 means the actor's lr
+        config = CQLConfig(actor_learning_rate=c["actor_lr"], critic_learning_rate=c["critic_lr"],
                            temp_learning_rate=temp_lr, alpha_learning_rate=0.0, initial_alpha=1.0,
                            initial_temperature=1.0, conservative_weight=c["alpha"],
                            n_action_samples=int(c["n_actions"]), gamma=c["discount"], tau=c["tau"],
                            soft_q_backup=bool(c["backup_entropy"]), reward_scaler=reward_scaler,
                            actor_encoder_factory=_mlp(hidden), critic_encoder_factory=_mlp(hidden), **common)
-        described = {"batch": c["batch_size"], "actor_lr": c["policy_lr"], "critic_lr": c["q_lr"],
+        described = {"batch": c["batch_size"], "actor_lr": c["actor_lr"], "critic_lr": c["critic_lr"],
                      "temp_lr": temp_lr, "mlp": hidden, "conservative_weight": c["alpha"], "lagrange": False,
                      "n_action_samples": c["n_actions"], "auto_entropy": True, "gamma": c["discount"], "tau": c["tau"],
                      "soft_q_backup": bool(c["backup_entropy"]), "reward": reward_note, "obs": obs_note}
     elif name == "awac":
-        used |= {"awac_lambda", "discount", "tau", "actor_lr", "critic_lr", "exp_adv_max"}  # no cap in d3rlpy
+        used |= {"beta", "discount", "tau", "actor_lr", "critic_lr", "exp_adv_max"}  # no cap in d3rlpy
         config = AWACConfig(actor_learning_rate=c["actor_lr"], critic_learning_rate=c["critic_lr"],
                             actor_encoder_factory=_mlp(hidden), critic_encoder_factory=_mlp(hidden),
-                            lam=c["awac_lambda"], gamma=c["discount"], tau=c["tau"], n_action_samples=1, **common)
+                            lam=c["beta"], gamma=c["discount"], tau=c["tau"], n_action_samples=1, **common)
         described = {"batch": c["batch_size"], "actor_lr": c["actor_lr"], "critic_lr": c["critic_lr"], "mlp": hidden,
-                     "lam": round(float(c["awac_lambda"]), 4), "gamma": c["discount"], "tau": c["tau"],
+                     "lam": round(float(c["beta"]), 4), "gamma": c["discount"], "tau": c["tau"],
                      "n_action_samples": 1, "obs": obs_note}
     else:  # dt
         used |= {"context", "embed_dim", "n_layers", "n_heads", "dropout", "activation", "lr", "weight_decay",

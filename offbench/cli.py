@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from rich.table import Table
 
 from offbench import __version__
-from offbench.errors import Interrupted, OffbenchError, UsageError
+from offbench.errors import Interrupted, OffbenchDeprecation, OffbenchError, UsageError
 
 # piped or redirected, tables keep their natural width: names are never cut to fit 80 columns
 console = Console(width=None if sys.stdout.isatty() else 100_000)
@@ -32,11 +33,21 @@ def _size(n: int | None) -> str:
     return str(n)
 
 
+def _show_warning(message: Any, category: type[Warning], *args: Any, _default: Any = warnings.showwarning,
+                  **kwargs: Any) -> None:
+    """offbench's own warnings (former names) as one ``warning:`` line; others as Python shows them."""
+    if issubclass(category, OffbenchDeprecation):
+        click.echo(f"warning: {message}", err=True)
+    else:
+        _default(message, category, *args, **kwargs)
+
+
 class OffbenchGroup(click.Group):
     """Prints every error as one line (``--debug`` for a traceback) with the right exit code."""
 
     def main(self, args: Any = None, *rest: Any, **kwargs: Any) -> Any:  # noqa: D102
         argv = list(sys.argv[1:] if args is None else args)
+        warnings.showwarning = _show_warning
         debug = "--debug" in argv
         if debug:  # accepted anywhere on the line, not only before the command
             argv = ["--debug", *(a for a in argv if a != "--debug")]
@@ -310,13 +321,13 @@ def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int
     from offbench.devices import resolve_device
 
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops workers and keeps checkpoints, like Ctrl-C
-    resolve_device(device)  # fail before anything runs
+    dev = resolve_device(device)  # once, before anything runs
     root = results or default_results_root()
     plans = plan_runs(_split(envs), _split(algos), seeds, root, list(sets), steps, eval_episodes)
     ensure_writable(root)
     try:
         with _RunDisplay(plans) as display:
-            outcome = run_plans(plans, device=device, workers=workers, report=display.report, threads=threads,
+            outcome = run_plans(plans, device=dev, workers=workers, report=display.report, threads=threads,
                                   check=False)
     except KeyboardInterrupt:
         raise Interrupted("interrupted: run the same command again to resume unfinished runs") from None

@@ -18,6 +18,10 @@ class UsageError(OffbenchError):
     exit_code = 2
 
 
+class OffbenchDeprecation(FutureWarning):
+    """A former name or option that still works, shown to users as one ``warning:`` line."""
+
+
 class Interrupted(OffbenchError):
     """The user stopped a command (Ctrl-C or SIGTERM): exit code 130, as shells expect."""
 

@@ -108,6 +108,8 @@ def load_runs(results: Path) -> tuple[pd.DataFrame, list[str]]:
             continue
         config = read_json(run_dir / "config.json")
         cfg = config.get("config") if config else None
+        if isinstance(cfg, dict):
+            cfg = current_names(summary["algo"], cfg)
         recipe = cfg.get("recipe") if isinstance(cfg, dict) else None
         defaults = recipe_defaults(summary["algo"], summary["dataset"], recipe) if isinstance(cfg, dict) else None
         changes = config_changes(cfg, defaults) if defaults is not None else None
@@ -124,6 +126,18 @@ def load_runs(results: Path) -> tuple[pd.DataFrame, list[str]]:
                  f"{normalizers[d].changed} of its runs" for d in sorted(renormalized)]
     columns = [*SUMMARY_COLUMNS, "config_id", "recipe", "changes", "default_steps", "recorded"]
     return pd.DataFrame(rows, columns=columns), warnings
+
+
+def current_names(algo: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A recorded config with its fields under today's names (see ``AlgoConfig.RENAMED``); as
+    recorded where the algorithm is no longer registered."""
+    from offbench.algos import get_algorithm
+
+    try:
+        cls = get_algorithm(algo)
+    except Exception:  # noqa: BLE001  (a record from elsewhere still loads)
+        return config
+    return cls.Config.upgrade(config)
 
 
 class _Normalizer:

@@ -58,7 +58,7 @@ def _sweep(results: Path, dataset: str, algo: str, targets: list[float] | None, 
             if config is None or not dirs[i].checkpoint.is_file():
                 raise OffbenchError(f"{dirs[i].root}: no config.json or checkpoint.pt to evaluate")
             states.append(load_checkpoint(dirs[i].checkpoint)["algo"])
-        model = cls.for_data(cls.Config(**config["config"]), data, spec, dev, [run_seeds[i] for i in group])
+        model = cls.for_data(cls.Config.from_record(config["config"]), data, spec, dev, [run_seeds[i] for i in group])
         model.load_seed_states(states)
         lines: list[list[str]] = [[] for _ in group]
         for j, target in enumerate(targets):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import time
@@ -20,6 +21,7 @@ from offbench.algos import get_algorithm
 from offbench.batches import seed_batches
 from offbench.checkpoints import restore_checkpoints, save_checkpoints
 from offbench.data import cache
+from offbench.data.spec import DatasetSpec
 from offbench.devices import resolve_device
 from offbench.errors import OffbenchError
 from offbench.evaluate import rollout
@@ -31,13 +33,23 @@ Progress = Callable[[int, int, "float | None"], None]  # (step, total, last scor
 
 @dataclass(frozen=True)
 class RunPlan:
-    """One (dataset, algorithm, resolved config, seed) combination and where it is recorded."""
+    """One (dataset, algorithm, resolved config, seed) combination and where it is recorded;
+    ``spec`` is the dataset's registry entry (its reference returns filled in from the data once
+    fetched, :func:`offbench.data.cache.run_spec`)."""
 
     dataset: str
     algo: str
     config: AlgoConfig
     seed: int
     results: Path
+    spec: DatasetSpec
+
+    def with_run_spec(self) -> RunPlan:
+        """This plan with reference returns known, read from the cached data where the registry
+        has none (once, before the run, not at every evaluation)."""
+        if self.spec.ref_min_return is not None and self.spec.ref_max_return is not None:
+            return self
+        return dataclasses.replace(self, spec=cache.run_spec(self.dataset))
 
     @property
     def config_hash(self) -> str:
@@ -54,8 +66,9 @@ class RunPlan:
 
 def evaluate(algo: Algorithm, plans: list[RunPlan], step: int) -> list[dict[str, Any]]:
     """Evaluate every seed at every default target (return-conditioned) or once, all seeds' episodes
-    stepped together; seed ``i``'s episodes and policy randomness are seeded by (its seed, step)."""
-    spec = cache.run_spec(plans[0].dataset)
+    stepped together; seed ``i``'s episodes and policy randomness are seeded by (its seed, step).
+    The plans' spec has its reference returns (:meth:`RunPlan.with_run_spec`)."""
+    spec = plans[0].spec
     targets = list(spec.target_returns) if algo.return_conditioned else [None]
     per_seed: list[list[dict[str, Any]]] = [[] for _ in plans]
     for j, target in enumerate(targets):
@@ -81,7 +94,7 @@ def _truncate_log(path: Path, step: int) -> list[dict[str, Any]]:
     return records
 
 
-def execute(plan: RunPlan, device: str = "auto", progress: Progress | None = None,
+def execute(plan: RunPlan, device: torch.device | str = "auto", progress: Progress | None = None,
             checkpoint_seconds: float = 30.0) -> dict[str, Any]:
     """Train and evaluate one run (see :func:`execute_seeds`); return its summary."""
     group_progress = None if progress is None else (lambda i, step, total, score: progress(step, total, score))
@@ -91,7 +104,7 @@ def execute(plan: RunPlan, device: str = "auto", progress: Progress | None = Non
 SeedProgress = Callable[[int, int, int, "float | None"], None]  # (seed index, step, total, last score)
 
 
-def execute_seeds(plans: list[RunPlan], device: str = "auto", progress: SeedProgress | None = None,
+def execute_seeds(plans: list[RunPlan], device: torch.device | str = "auto", progress: SeedProgress | None = None,
                   checkpoint_seconds: float = 30.0) -> list[dict[str, Any]]:
     """Train and evaluate several seeds of one (dataset, algorithm, config) together; resume them
     if interrupted; return their summaries in order.
@@ -101,7 +114,8 @@ def execute_seeds(plans: list[RunPlan], device: str = "auto", progress: SeedProg
     record. A finished run (its ``summary.json`` exists) is not run again. Training state is
     checkpointed, with the random number generators, at every evaluation and at least every
     ``checkpoint_seconds``, always between two steps, so a run killed at any moment resumes from
-    its last checkpoint and ends with the same metrics as if it had never stopped.
+    its last checkpoint and ends with the same metrics as if it had never stopped. ``device``: a
+    ``torch.device``, or a name for :func:`~offbench.devices.resolve_device`.
     """
     keys = {(p.dataset, p.algo, p.config_hash, p.results) for p in plans}
     if len(keys) != 1 or len({p.seed for p in plans}) != len(plans):
@@ -121,7 +135,8 @@ def execute_seeds(plans: list[RunPlan], device: str = "auto", progress: SeedProg
                     if progress:
                         progress(left[k], step, total, score)
 
-                done_now = _execute([plans[i] for i in left], device, seed_progress, checkpoint_seconds)
+                dev = device if isinstance(device, torch.device) else resolve_device(device)
+                done_now = _execute([plans[i].with_run_spec() for i in left], dev, seed_progress, checkpoint_seconds)
                 summaries.update(zip(left, done_now))
     return [summaries[i] for i in range(len(plans))]
 
@@ -140,7 +155,8 @@ def run_lock(path: Path, label: str) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _execute(plans: list[RunPlan], device: str, progress: SeedProgress, checkpoint_seconds: float) -> list[dict[str, Any]]:
+def _execute(plans: list[RunPlan], dev: torch.device, progress: SeedProgress,
+             checkpoint_seconds: float) -> list[dict[str, Any]]:
     plan0, cfg = plans[0], plans[0].config
     for plan in plans:
         if not plan.dir.config.is_file():
@@ -148,14 +164,13 @@ def _execute(plans: list[RunPlan], device: str, progress: SeedProgress, checkpoi
                                                 "config_hash": plan.config_hash, "config": cfg.to_dict(),
                                                 "offbench_version": __version__})
     rngs = [np.random.default_rng(p.seed) for p in plans]
-    dev = resolve_device(device)
     data = cache.load(plan0.dataset)
-    spec = cache.run_spec(plan0.dataset)
+    spec = plan0.spec
     cls = get_algorithm(plan0.algo)
     most = cls.most_seeds(cpu=False) or len(plans)
     if len(plans) > most:  # more seeds than one instance trains: in turn
         return [summary for k in range(0, len(plans), most)
-                for summary in _execute(plans[k : k + most], device,
+                for summary in _execute(plans[k : k + most], dev,
                                         lambda j, *a, k=k: progress(k + j, *a), checkpoint_seconds)]
     algo = cls.for_data(cfg, data, spec, dev, [p.seed for p in plans])
     steps = cfg.steps if algo.trainable else 0

@@ -69,7 +69,7 @@ def test_cql_penalty_lowers_q_on_out_of_dataset_actions() -> None:
     corners = torch.tensor([[0.9, 0.9], [-0.9, -0.9], [0.9, -0.9], [-0.9, 0.9]])
 
     def gap(alpha: float) -> float:
-        algo = make("cql", data, alpha=alpha, hidden="[64, 64]", batch_size=128, policy_lr=3e-4)
+        algo = make("cql", data, alpha=alpha, hidden="[64, 64]", batch_size=128, actor_lr=3e-4)
         rng = np.random.default_rng(0)
         sampler = algo.make_sampler(data, rng)
         for _ in range(300):
@@ -130,9 +130,46 @@ def test_iql_uses_the_published_hopper_medium_expert_setting() -> None:
     from offbench.data.spec import get_spec
 
     cfg = get_algorithm("iql").Config.for_dataset(get_spec("hopper-medium-expert"))
-    assert (cfg.expectile, cfg.temperature) == (0.5, 6.0)
+    assert (cfg.expectile, cfg.beta) == (0.5, 6.0)
     cfg = get_algorithm("iql").Config.for_dataset(get_spec("hopper-medium"))
-    assert (cfg.expectile, cfg.temperature) == (0.7, 3.0)
+    assert (cfg.expectile, cfg.beta) == (0.7, 3.0)
+
+
+@pytest.mark.parametrize("algo, old, value, new", [
+    ("iql", "temperature", "5.0", {"beta": 5.0}),
+    ("iql", "lr", "1e-3", {"actor_lr": 1e-3, "critic_lr": 1e-3, "value_lr": 1e-3}),
+    ("cql", "policy_lr", "1e-4", {"actor_lr": 1e-4}),
+    ("cql", "q_lr", "1e-3", {"critic_lr": 1e-3}),
+    ("awac", "awac_lambda", "0.5", {"beta": 0.5}),
+])
+def test_former_field_names_set_the_renamed_fields_with_a_deprecation_warning(algo: str, old: str, value: str,
+                                                                              new: dict) -> None:
+    from offbench.data.spec import get_spec
+    from offbench.errors import OffbenchDeprecation, UsageError
+
+    cls = get_algorithm(algo).Config
+    spec = get_spec("hopper-medium")
+    with pytest.warns(OffbenchDeprecation, match=f"--set {old}={value} is deprecated; use --set {next(iter(new))}="):
+        cfg = cls.resolve(spec, {old: value})
+    assert {k: getattr(cfg, k) for k in new} == new
+    assert not hasattr(cfg, old)
+    assert cfg == cls.resolve(spec, {k: str(v) for k, v in new.items()})  # the same config, so the same run
+    # a record written under the former name reads as today's config
+    recorded = {**{k: v for k, v in cls.for_dataset(spec).to_dict().items() if k not in new}, old: float(value)}
+    assert cls.from_record(recorded) == cfg
+    with pytest.raises(UsageError, match=f"--set {old} and --set {next(iter(new))} name one setting"):
+        cls.resolve(spec, {old: value, next(iter(new)): value})
+
+
+def test_iql_actor_rate_follows_a_cosine_by_default_and_stays_with_constant() -> None:
+    data = toy_dataset()
+    for schedule, last in (("cosine", 0.0), ("constant", 1e-3)):
+        algo = make("iql", data, steps=4, actor_lr=1e-3, actor_lr_schedule=schedule)
+        sampler = algo.make_sampler(data, np.random.default_rng(0))
+        for _ in range(4):
+            algo.update(one_seed(sampler.sample()))
+        assert algo.actor_optim.param_groups[0]["lr"] == pytest.approx(last, abs=1e-12)
+        assert algo.critic_optim.param_groups[0]["lr"] == algo.value_optim.param_groups[0]["lr"] == 3e-4
 
 
 def test_dt_recipes_corl_by_default_on_d4rl_and_the_paper_on_request() -> None:

@@ -49,6 +49,17 @@ def test_unknown_set_key_lists_the_valid_keys(isolated: Path) -> None:
     assert not (isolated / "results").exists()  # rejected before anything ran
 
 
+def test_a_former_set_key_still_runs_with_one_warning_line(isolated: Path) -> None:
+    p = offbench("run", "--algo", "cql", "--env", "keytodoor-1k", "--steps", "2", "--eval-episodes", "1",
+                 "--set", "cql.q_lr=1e-3")
+    assert p.returncode == 0, p.stderr
+    warned = [line for line in p.stderr.splitlines() if "deprecated" in line]
+    assert warned == ["warning: CQLConfig: --set q_lr=1e-3 is deprecated; use --set critic_lr=1e-3"], p.stderr
+    assert "FutureWarning" not in p.stderr and "warnings.warn" not in p.stderr
+    config = json.loads(next((isolated / "results").glob("*/cql/*/seed-0/config.json")).read_text())["config"]
+    assert config["critic_lr"] == 1e-3 and "q_lr" not in config
+
+
 def test_invalid_numbers_are_usage_errors() -> None:
     assert "seeds" in one_line_error(offbench("run", "--algo", "bc", "--env", "keytodoor-1k", "--seeds", "0"), 2)
     assert "steps" in one_line_error(offbench("run", "--algo", "bc", "--env", "keytodoor-1k", "--steps", "-5"), 2)

@@ -95,10 +95,11 @@ def test_td3bc_config_is_corls(name: str) -> None:
 def test_iql_config_is_corls(name: str) -> None:
     y = {**IQL_YAML_COMMON, **IQL_YAML[name]}
     cfg = resolved("iql", name)
-    assert y["actor_lr"] == y["qf_lr"] == y["vf_lr"]
-    assert_fields(cfg, {**budget(y), "recipe": "corl", "temperature": y["beta"], "expectile": y["iql_tau"],
+    assert_fields(cfg, {**budget(y), "recipe": "corl", "beta": y["beta"], "expectile": y["iql_tau"],
                         "deterministic": y["iql_deterministic"], "normalize_reward": y["normalize_reward"],
-                        "tau": y["tau"], "discount": y["discount"], "lr": y["actor_lr"],
+                        "tau": y["tau"], "discount": y["discount"],
+                        "actor_lr": y["actor_lr"], "critic_lr": y["qf_lr"], "value_lr": y["vf_lr"],
+                        "actor_lr_schedule": "cosine",  # iql.py: CosineAnnealingLR(actor_optimizer, max_steps)
                         "normalize_obs": y["normalize"],
                         # iql.py: hidden_dim 256, n_hidden 2; LOG_STD_MIN -20, LOG_STD_MAX 2; EXP_ADV_MAX 100
                         "hidden": (256, 256), "log_std_min": -20.0, "log_std_max": 2.0, "exp_adv_max": 100.0,
@@ -111,7 +112,8 @@ def test_iql_paper_recipe_is_the_iql_authors(name: str) -> None:
     tau 0.005, one setting for every locomotion set), train_offline.py (rewards * 1000 / return
     range on every locomotion set, states not standardized), learner.py (log_std_min -5.0)."""
     cfg = resolved("iql", name, {"recipe": "paper"})
-    assert_fields(cfg, {"recipe": "paper", "expectile": 0.7, "temperature": 3.0, "tau": 0.005, "lr": 3e-4,
+    assert_fields(cfg, {"recipe": "paper", "expectile": 0.7, "beta": 3.0, "tau": 0.005, "actor_lr": 3e-4,
+                        "critic_lr": 3e-4, "value_lr": 3e-4, "actor_lr_schedule": "cosine",
                         "discount": 0.99, "hidden": (256, 256), "normalize_reward": True, "deterministic": False,
                         "log_std_min": -5.0, "log_std_max": 2.0, "normalize_obs": False, "exp_adv_max": 100.0})
     # other --set keys still apply over the recipe
@@ -124,7 +126,7 @@ def test_cql_config_is_corls(name: str) -> None:
     cfg = resolved("cql", name)
     assert_fields(cfg, {**budget(y), "alpha": y["cql_alpha"], "n_actions": y["cql_n_actions"],
                         "temperature": y["cql_temp"], "discount": y["discount"], "tau": y["soft_target_update_rate"],
-                        "policy_lr": y["policy_lr"], "q_lr": y["qf_lr"], "normalize_reward": y["normalize_reward"],
+                        "actor_lr": y["policy_lr"], "critic_lr": y["qf_lr"], "normalize_reward": y["normalize_reward"],
                         "normalize_obs": y["normalize"], "corl_init": y["orthogonal_init"],
                         "hidden": (256,) * y["q_n_hidden_layers"], "backup_entropy": y["backup_entropy"],
                         # cql.py: ReparameterizedTanhGaussian(log_std_min=-20.0, log_std_max=2.0);
@@ -140,7 +142,7 @@ def test_awac_config_is_corls(name: str) -> None:
     y = AWAC_YAML
     cfg = resolved("awac", name)
     assert_fields(cfg, {**budget(y, steps="num_train_ops", every="", episodes="n_test_episodes"),
-                        "awac_lambda": y["awac_lambda"], "discount": y["gamma"], "tau": y["tau"],
+                        "beta": y["awac_lambda"], "discount": y["gamma"], "tau": y["tau"],
                         "actor_lr": y["learning_rate"], "critic_lr": y["learning_rate"],
                         "hidden": (y["hidden_dim"],) * 3,  # awac.py Actor / Critic: three hidden layers
                         # awac.py: Actor(min_log_std=-20.0, max_log_std=2.0), exp_adv_max=100.0
@@ -164,7 +166,7 @@ def build(algo: str, name: str, seeds: list[int], overrides: dict[str, str] | No
 def test_cql_temperature_optimizer_runs_at_the_policy_lr() -> None:
     algo = build("cql", "walker2d-medium-replay", [0], SMALL)
     assert algo.entropy_optim.param_groups[0]["lr"] == algo.actor_optim.param_groups[0]["lr"] == 3e-5
-    algo = build("cql", "walker2d-medium-replay", [0], {**SMALL, "policy_lr": "1e-4"})
+    algo = build("cql", "walker2d-medium-replay", [0], {**SMALL, "actor_lr": "1e-4"})
     assert algo.entropy_optim.param_groups[0]["lr"] == 1e-4  # follows the policy lr, as in CORL
     algo = build("cql", "walker2d-medium-replay", [0], {**SMALL, "entropy_lr": "1e-3"})
     assert algo.entropy_optim.param_groups[0]["lr"] == 1e-3  # unless set on its own

@@ -265,3 +265,48 @@ def test_a_results_tree_from_an_earlier_release_is_still_read() -> None:
     pbc = [json.loads(s.read_text())["return_last"] for s in sorted(tree.glob("keytodoor-1k/pbc/*/seed-*/summary.json"))]
     assert float(rows["pbc"]["mean"]) == pytest.approx(100 * np.mean(pbc)) and rows["pbc"]["seeds"] == "2"
     assert rows["pbc"]["steps"] == "300" and rows["random"]["steps"] == "0"
+
+
+def test_records_under_former_field_names_join_todays_config_and_no_seed_counts_twice(tmp_path: Path) -> None:
+    """IQL's ``temperature`` and ``lr`` became ``beta`` and ``actor_lr``/``critic_lr``/``value_lr``:
+    a run recorded under the former names has another folder (its config hashes differently) but
+    is the same config; the report reads it as such, and where one seed is recorded under both,
+    counts it once (the later record) with a warning."""
+    from offbench.algos import get_algorithm
+    from offbench.data.spec import get_spec
+    from offbench.results import RunDir, config_hash, load_runs
+
+    cfg = get_algorithm("iql").Config.for_dataset(get_spec("hopper-medium")).to_dict()
+    cfg["hidden"] = list(cfg["hidden"])
+    former = {k: v for k, v in cfg.items() if k not in ("beta", "actor_lr", "critic_lr", "value_lr",
+                                                         "actor_lr_schedule")}
+    former.update(temperature=cfg["beta"], lr=cfg["actor_lr"])
+    spec = get_spec("hopper-medium")
+
+    def record(config: dict, seed: int, episode_return: float, mtime: float) -> None:
+        chash = config_hash("iql", "hopper-medium", config)
+        run = RunDir.of(tmp_path, "hopper-medium", "iql", chash, seed)
+        run.root.mkdir(parents=True)
+        run.config.write_text(json.dumps({"dataset": "hopper-medium", "algo": "iql", "seed": seed,
+                                          "config_hash": chash, "config": config}))
+        score = spec.normalize(episode_return)
+        run.summary.write_text(json.dumps({
+            "dataset": "hopper-medium", "algo": "iql", "config_hash": chash, "seed": seed, "steps": 10,
+            "score_last": score, "score_best": score, "return_last": episode_return,
+            "return_best": episode_return, "eval_episodes": 1, "score_name": "normalized score"}))
+        import os
+        os.utime(run.summary, (mtime, mtime))
+
+    record(former, 0, 1000.0, 1.0)
+    record(former, 1, 1500.0, 1.0)
+    record(cfg, 1, 2000.0, 2.0)  # seed 1 again, later, under today's names
+    runs, _ = load_runs(tmp_path)
+    assert len(runs) == 3 and runs["config_id"].nunique() == 1
+    assert runs["changes"].map(len).tolist() == [0, 0, 0]  # all the default recipe, unchanged
+    p = offbench("report", "--json", "--results", str(tmp_path))
+    assert p.returncode == 0, p.stderr
+    data = json.loads(p.stdout)
+    (row,) = data["rows"]
+    assert row["algo"] == "iql" and row["seeds"] == 2  # one column; seed 1 counted once
+    assert row["mean"] == pytest.approx((spec.normalize(1000.0) + spec.normalize(2000.0)) / 2)  # its later record
+    assert any("1 runs repeat the settings and seed of a later run" in w for w in data["warnings"])

@@ -99,3 +99,32 @@ def test_run_plans_raises_when_runs_fail_and_keeps_the_others(isolated: Path) ->
         run_plans(plans, device="cpu", workers=1)
     assert [s["algo"] for s in err.value.outcome.finished] == ["bc"]
     assert run_plans(plans, device="cpu", workers=1, check=False).failed[0][0].algo == "iql"
+
+
+def test_the_device_is_resolved_once_and_reference_returns_read_once(isolated: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """``run_plans`` resolves the device name into a ``torch.device`` for the launcher, and the
+    plans carry their dataset's spec with its reference returns: neither is looked up again at
+    every evaluation."""
+    import torch
+
+    from offbench.data import cache
+    from offbench.launch import LocalLauncher, plan_runs, run_plans
+
+    plans = plan_runs(["keytodoor-1k"], ["bc"], 2, isolated / "r", ["eval_every=2"], steps=8, eval_episodes=2)
+    assert all(p.spec.name == "keytodoor-1k" and p.spec.ref_max_return is not None for p in plans)
+    lookups: list[str] = []
+    real = cache.run_spec
+    monkeypatch.setattr(cache, "run_spec", lambda name: lookups.append(name) or real(name))
+    seen: list[object] = []
+
+    class Recording(LocalLauncher):
+        def run(self, groups, device, sink):  # noqa: ANN001
+            seen.append(device)
+            super().run(groups, device, sink)
+
+    out = run_plans(plans, device="auto", workers=1, launcher=Recording(1))
+    assert len(out.finished) == 2 and [e["step"] for e in read_metrics(plans[0].dir.metrics)
+                                       if e["kind"] == "eval"] == [2, 4, 6, 8]
+    assert seen == [torch.device("cpu")] and isinstance(seen[0], torch.device)
+    assert lookups == []  # keytodoor-1k's references are in the registry: the cache file is never read for them

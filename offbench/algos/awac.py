@@ -1,7 +1,7 @@
 """Advantage-Weighted Actor-Critic (Nair et al. 2020), offline, as CORL runs it.
 
 Critics learn Q^pi by TD with actions from the current policy at s'; the actor maximizes
-``exp(A(s, a) / lambda) * log pi(a|s)`` over dataset actions, ``A = Q(s, a) - Q(s, a_pi)``,
+``exp(A(s, a) / beta) * log pi(a|s)`` over dataset actions, ``A = Q(s, a) - Q(s, a_pi)``,
 ``a_pi`` one action sampled from the policy (weights capped at ``exp_adv_max``). The policy is a
 Gaussian with an unbounded mean and a state-independent std; its samples are clipped to [-1, 1]
 for the critics, and it is evaluated at its mean, unclipped (CORL ``Actor.act``: ``policy.mean``;
@@ -30,7 +30,9 @@ class AWACConfig(AlgoConfig):
     """CORL's AWAC (one value on every D4RL locomotion set), evaluated every 1,000 steps on MuJoCo
     as CORL (``eval_frequency: 1000``; the other algorithms' CORL configs evaluate every 5,000)."""
 
-    awac_lambda: float = 0.3333  # CORL awac_lambda 0.3333 (YAML; the dataclass default is 1.0)
+    # CORL awac_lambda 0.3333 (YAML; the dataclass default is 1.0), the AWAC paper's lambda: the
+    # actor's weights are exp(advantage / beta), as AWR's (this field was once named awac_lambda)
+    beta: float = 0.3333
     exp_adv_max: float = 100.0  # CORL AdvantageWeightedActorCritic(exp_adv_max=100.0), not in the YAMLs
     discount: float = 0.99  # CORL gamma
     tau: float = 0.005  # CORL tau
@@ -43,11 +45,12 @@ class AWACConfig(AlgoConfig):
     obs_std_eps: float = 1e-3  # CORL compute_mean_std(dataset["observations"], eps=1e-3): (s - mean) / (std + 1e-3)
 
     DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {"mujoco": {"eval_every": 1_000}}  # CORL eval_frequency
+    RENAMED: ClassVar[dict[str, tuple[str, ...]]] = {"awac_lambda": ("beta",)}
 
 
 @ALGORITHMS.register("awac")
 class AWAC(TransitionAlgorithm):
-    """AWAC: policy improvement by advantage-weighted maximum likelihood (lambda 1/3)."""
+    """AWAC: policy improvement by advantage-weighted maximum likelihood (beta, the paper's lambda, 1/3)."""
 
     Config = AWACConfig
     config: AWACConfig
@@ -88,7 +91,7 @@ class AWAC(TransitionAlgorithm):
         mean = self.actor(b["obs"])
         with torch.no_grad():
             both = torch.min(*self.critic(b["obs"].repeat(1, 2, 1), torch.cat([self.sample_pi(mean), b["actions"]], dim=1)))
-            weights = torch.exp((both[:, n:] - both[:, :n]) / c.awac_lambda).clamp(max=c.exp_adv_max)
+            weights = torch.exp((both[:, n:] - both[:, :n]) / c.beta).clamp(max=c.exp_adv_max)
         actor_loss = -per_seed(weights * self.actor.log_prob_at(mean, b["actions"]))
         self.actor_optim.zero_grad(set_to_none=True)
         actor_loss.sum().backward()

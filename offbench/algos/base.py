@@ -176,9 +176,9 @@ class TransitionAlgorithm(Algorithm):
     def reward_scale_for(self, info: DataInfo) -> float:
         """Multiplier applied to rewards in training batches: with a config's ``normalize_reward``
         on locomotion data, CORL's ``modify_reward`` (and the IQL authors' ``normalize``),
-        ``1000 / (max - min episode return)``; else 1."""
+        ``reward_range / (max - min episode return)``; else 1."""
         if getattr(self.config, "normalize_reward", False) and info.domain == "mujoco" and info.return_range:
-            return return_range_reward_scale(info.return_range)
+            return return_range_reward_scale(info.return_range, self.config.reward_range)  # type: ignore[attr-defined]
         return 1.0
 
     def train_data(self, data: Dataset) -> Dataset:

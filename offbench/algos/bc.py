@@ -241,11 +241,17 @@ class BC(TransitionAlgorithm):
         return (torch.tanh(out) - actions).pow(2).mean(-1)
 
     def loss(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Each seed's training loss (S,) and any extra metrics (plain BC: the mean imitation loss)."""
-        return per_seed(self.bc_losses(b)), {}
+        """Each seed's training loss (S,) and any extra metrics: the mean imitation loss, each
+        transition weighted by the batch's ``weights`` where it has them (the weighted family)."""
+        losses = self.bc_losses(b)
+        return per_seed(b["weights"] * losses if "weights" in b else losses), {}
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        loss, extra = self.loss(self.tensors(batch))
+        return self.policy_step(self.tensors(batch))
+
+    def policy_step(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One optimizer step on :meth:`loss`; returns the loss per seed and any extra metrics."""
+        loss, extra = self.loss(b)
         self.optim.zero_grad(set_to_none=True)
         loss.sum().backward()
         self.optim.step()

@@ -6,11 +6,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
+import warnings
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar
 
 from offbench.data.spec import DatasetSpec
-from offbench.errors import UsageError
+from offbench.errors import OffbenchDeprecation, UsageError
 
 
 #: States are standardized as ``(s - mean) / (std + eps)``; CORL's transition algorithms use eps
@@ -36,6 +37,9 @@ class AlgoConfig:
     #: used). Each recipe maps ``"*"`` (every dataset) and dataset names (a ``-sparse`` variant
     #: takes its base's) to overrides applied over the domain's and the dataset's defaults.
     RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {}
+    #: Former names of fields: ``--set OLD=value`` sets the new field(s) with a deprecation line,
+    #: and run records written under the old names read as the new ones (:meth:`upgrade`).
+    RENAMED: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     @classmethod
     def for_domain(cls, domain: str) -> AlgoConfig:
@@ -71,6 +75,22 @@ class AlgoConfig:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @classmethod
+    def upgrade(cls, recorded: dict[str, Any]) -> dict[str, Any]:
+        """A config as a run record holds it, with fields under former names (:data:`RENAMED`)
+        given their current names (a name given explicitly wins over a former one)."""
+        out = {k: v for k, v in recorded.items() if k not in cls.RENAMED}
+        for old, new in cls.RENAMED.items():
+            if old in recorded:
+                out.update({name: recorded[old] for name in new if name not in recorded})
+        return out
+
+    @classmethod
+    def from_record(cls, recorded: dict[str, Any]) -> AlgoConfig:
+        """The config a run record (``config.json``'s ``config``) holds, in today's field names."""
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in cls.upgrade(recorded).items() if k in names})
+
     def with_overrides(self, overrides: dict[str, str]) -> AlgoConfig:
         """Apply ``--set key=value`` strings, parsing each value as the field's type (a recipe is
         chosen with :meth:`resolve`, which applies its defaults first)."""
@@ -83,6 +103,7 @@ class AlgoConfig:
             self.check_recipe(overrides["recipe"])
             if overrides["recipe"] != getattr(self, "recipe"):
                 raise ValueError("a recipe other than the config's own is chosen with AlgoConfig.resolve")
+        overrides = self._renamed_overrides(overrides)
         for key, text in overrides.items():
             if key not in by_name:
                 raise UsageError(f"unknown --set key '{key}' for {type(self).__name__}; valid keys: {', '.join(by_name)}")
@@ -90,6 +111,22 @@ class AlgoConfig:
         cfg = dataclasses.replace(self, **changes)
         cfg.validate()
         return cfg
+
+    def _renamed_overrides(self, overrides: dict[str, str]) -> dict[str, str]:
+        """``overrides`` with former field names replaced by the current ones, each with a
+        deprecation warning (an old and a new name for one field: a usage error)."""
+        out = {k: v for k, v in overrides.items() if k not in self.RENAMED}
+        for old, new in self.RENAMED.items():
+            if old not in overrides:
+                continue
+            both = [name for name in new if name in overrides]
+            if both:
+                raise UsageError(f"--set {old} and --set {both[0]} name one setting; give {both[0]} only")
+            value = overrides[old]
+            warnings.warn(f"{type(self).__name__}: --set {old}={value} is deprecated; use "
+                          + " ".join(f"--set {name}={value}" for name in new), OffbenchDeprecation, stacklevel=3)
+            out.update({name: overrides[old] for name in new})
+        return out
 
     def validate(self) -> None:
         """Every field against its declared type and range (one line naming the field, the value
@@ -128,10 +165,11 @@ SIZES = frozenset({"batch_size", "eval_episodes", "context", "embed_dim", "frame
 FLOAT_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "discount": (0.0, 1.0, True), "tau": (0.0, 1.0, True), "expectile": (0.0, 1.0, True),
     "dropout": (0.0, 1.0, False), "rms_momentum": (0.0, 1.0, True), "weight_decay": (0.0, None, True),
-    "grad_clip": (0.0, None, True), "alpha": (0.0, None, True), "awac_lambda": (0.0, None, True),
+    "grad_clip": (0.0, None, True), "alpha": (0.0, None, True),
     "policy_noise": (0.0, None, True), "noise_clip": (0.0, None, True), "exp_adv_max": (0.0, None, True),
     "max_weight": (0.0, None, True), "obs_std_eps": (0.0, None, True), "temperature": (0.0, None, True),
-    "beta": (0.0, None, True), "rtg_scale": (0.0, None, True)}
+    "beta": (0.0, None, True), "rtg_scale": (0.0, None, True),
+    "reward_range": (0.0, None, True)}
 
 
 def parse_value(text: str, current: Any, key: str) -> Any:

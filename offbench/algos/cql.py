@@ -47,9 +47,9 @@ class CQLConfig(AlgoConfig):
     temperature: float = 1.0  # CORL cql_temp, of the log-sum-exp
     discount: float = 0.99  # CORL discount
     tau: float = 0.005  # CORL soft_target_update_rate, every step (target_update_period 1)
-    policy_lr: float = 3e-5  # CORL policy_lr
-    q_lr: float = 3e-4  # CORL qf_lr
-    # the entropy temperature's Adam lr; 0: the policy lr, as in CORL (cql.py l.497-499:
+    actor_lr: float = 3e-5  # CORL policy_lr (this field was once named policy_lr)
+    critic_lr: float = 3e-4  # CORL qf_lr (this field was once named q_lr)
+    # the entropy temperature's Adam lr; 0: the actor's lr, as in CORL (cql.py l.497-499:
     # Adam(log_alpha, lr=policy_lr)) and the CQL authors' code (rlkit cql.py: lr=policy_lr)
     entropy_lr: float = 0.0
     hidden: tuple[int, ...] = (256, 256, 256)  # CORL: actor 3 x 256 (hard-coded), critics q_n_hidden_layers 3 x 256
@@ -58,6 +58,8 @@ class CQLConfig(AlgoConfig):
     # CORL normalize_reward (true only for hopper-medium, DATASET_DEFAULTS): rewards times
     # 1000 / (max - min episode return) (modify_reward with reward_scale 1.0, reward_bias 0.0)
     normalize_reward: bool = False
+    # the return span of the normalized rewards: CORL cql.py modify_reward, max_episode_steps 1000
+    reward_range: float = 1000.0
     backup_entropy: bool = False  # CORL backup_entropy: subtract the entropy term in the Bellman target (SAC does)
     # CORL init_module_weights: critics orthogonal_init (gain sqrt(2) hidden, 1e-2 last layer, zero
     # biases); actor hidden layers nn.Linear's default, last layer xavier_uniform gain 1e-2, zero bias
@@ -79,13 +81,14 @@ class CQLConfig(AlgoConfig):
     #: copied every 2000 steps.
     DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
         "mujoco": dict(corl_init=True, learn_log_std_scale=True, log_std_min=-20.0),
-        "atari": dict(steps=20_000, batch_size=32, eval_every=5_000, eval_episodes=10, alpha=4.0, q_lr=5e-5,
+        "atari": dict(steps=20_000, batch_size=32, eval_every=5_000, eval_episodes=10, alpha=4.0, critic_lr=5e-5,
                       target_update_every=2_000, normalize_obs=False, recipe="offbench"),
-        "keytodoor": dict(steps=2_000, batch_size=128, eval_every=500, eval_episodes=100, alpha=1.0, q_lr=1e-3,
+        "keytodoor": dict(steps=2_000, batch_size=128, eval_every=500, eval_episodes=100, alpha=1.0, critic_lr=1e-3,
                           hidden=(256, 256), normalize_obs=False, recipe="offbench"),
     }
     #: CORL configs/offline/cql/hopper/medium_v2.yaml: normalize_reward true (false on the other 17).
     DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {"hopper-medium": {"normalize_reward": True}}
+    RENAMED: ClassVar[dict[str, tuple[str, ...]]] = {"policy_lr": ("actor_lr",), "q_lr": ("critic_lr",)}
 
 
 @ALGORITHMS.register("cql")
@@ -123,9 +126,9 @@ class CQL(TransitionAlgorithm):
         self.critic_target = copy.deepcopy(self.critic)
         self.log_alpha = torch.zeros(len(self.seeds), 1, device=device, requires_grad=True)  # CORL Scalar(0.0)
         self.target_entropy = -float(self.action_dim)  # CORL -prod(action_space.shape)
-        self.actor_optim = adam(self.actor.parameters(), lr=c.policy_lr)
-        self.critic_optim = adam(self.critic.parameters(), lr=c.q_lr)
-        self.entropy_optim = adam([self.log_alpha], lr=c.entropy_lr or c.policy_lr)
+        self.actor_optim = adam(self.actor.parameters(), lr=c.actor_lr)
+        self.critic_optim = adam(self.critic.parameters(), lr=c.critic_lr)
+        self.entropy_optim = adam([self.log_alpha], lr=c.entropy_lr or c.actor_lr)
 
 
     def repeat(self, x: torch.Tensor) -> torch.Tensor:
@@ -214,7 +217,7 @@ class DiscreteCQL(TransitionAlgorithm):
         super().__init__(config, info, device, seeds)
         self.q = state_network(self.obs_shape, config.hidden, self.action_dim).to(device)
         self.q_target = copy.deepcopy(self.q)
-        self.optim = adam(self.q.parameters(), lr=config.q_lr, eps=0.01 / 32)
+        self.optim = adam(self.q.parameters(), lr=config.critic_lr, eps=0.01 / 32)
         self.steps_done = 0
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

@@ -7,12 +7,12 @@ at 100), or, with ``deterministic``, minimizes ``exp(beta * (Q - V)) * |pi(s) - 
 
 Two recipes (``--set recipe=NAME``) for D4RL locomotion, which differ per dataset:
 
-- ``corl`` (default), CORL's ``configs/offline/iql/*_v2.yaml``: expectile 0.7, temperature 3.0,
+- ``corl`` (default), CORL's ``configs/offline/iql/*_v2.yaml``: expectile 0.7, beta 3.0,
   Gaussian actor with log-std in [-20, 2], tau 0.005, rewards as they are; hopper-medium and
   hopper-medium-replay: deterministic actor, tau 0.001, rewards normalized; hopper-medium-expert:
-  expectile 0.5, temperature 6.0.
+  expectile 0.5, beta 6.0.
 - ``paper``, the IQL authors' code (ikostrikov/implicit_q_learning, ``configs/mujoco_config.py``,
-  ``train_offline.py``): expectile 0.7 and temperature 3.0 on every set (hopper-medium-expert
+  ``train_offline.py``): expectile 0.7 and beta (their ``temperature``) 3.0 on every set (hopper-medium-expert
   too), rewards times ``1000 / (max - min episode return)`` on every set, Gaussian actor with
   log-std in [-5, 2], tau 0.005, states not standardized.
 
@@ -26,7 +26,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -50,15 +50,25 @@ class IQLConfig(AlgoConfig):
 
     recipe: str = "corl"  # corl (CORL's YAMLs) or paper (the IQL authors' code); see the module docstring
     expectile: float = 0.7  # CORL iql_tau; IQL authors' expectile
-    temperature: float = 3.0  # CORL beta; IQL authors' temperature (an inverse temperature)
+    # CORL beta; the IQL authors' temperature: the actor's weights are exp(beta * advantage) (an
+    # inverse temperature; this field was once named `temperature`)
+    beta: float = 3.0
     discount: float = 0.99  # CORL discount
     tau: float = 0.005  # CORL tau (target Q's Polyak rate)
-    lr: float = 3e-4  # CORL actor_lr = qf_lr = vf_lr (the actor's cosine-annealed over `steps`)
+    actor_lr: float = 3e-4  # CORL actor_lr; IQL authors' actor_lr
+    critic_lr: float = 3e-4  # CORL qf_lr; IQL authors' critic_lr
+    value_lr: float = 3e-4  # CORL vf_lr; IQL authors' value_lr
+    # CORL iql.py: CosineAnnealingLR(actor_optimizer, max_steps); IQL authors' opt_decay_schedule
+    # "cosine" (optax.cosine_decay_schedule over max_steps): the actor's rate falls to 0 over `steps`
+    actor_lr_schedule: Literal["cosine", "constant"] = "cosine"
     hidden: tuple[int, ...] = (256, 256)  # CORL hidden_dim 256, n_hidden 2 (actor, Q and V)
     normalize_obs: bool = True  # CORL normalize
     obs_std_eps: float = 1e-3  # CORL compute_mean_std(dataset["observations"], eps=1e-3): (s - mean) / (std + 1e-3)
     # CORL normalize_reward: rewards times 1000 / (max - min episode return) (iql.py modify_reward)
     normalize_reward: bool = False
+    # the return span of the normalized rewards: CORL iql.py modify_reward (rewards * max_episode_steps
+    # 1000 / return range), the IQL authors' train_offline.py normalize (rewards * 1000.0 / range)
+    reward_range: float = 1000.0
     # CORL iql_deterministic: DeterministicPolicy (tanh MLP, loss sum over action dims of the squared
     # error, weighted by exp_adv); else GaussianPolicy (tanh mean, state-independent log-std)
     deterministic: bool = False
@@ -72,13 +82,15 @@ class IQLConfig(AlgoConfig):
         "corl": {
             "hopper-medium": {"normalize_reward": True, "deterministic": True, "tau": 0.001},
             "hopper-medium-replay": {"normalize_reward": True, "deterministic": True, "tau": 0.001},
-            "hopper-medium-expert": {"expectile": 0.5, "temperature": 6.0},
+            "hopper-medium-expert": {"expectile": 0.5, "beta": 6.0},
         },
         "paper": {
-            "*": {"expectile": 0.7, "temperature": 3.0, "tau": 0.005, "normalize_reward": True,
+            "*": {"expectile": 0.7, "beta": 3.0, "tau": 0.005, "normalize_reward": True,
                   "deterministic": False, "log_std_min": -5.0, "log_std_max": 2.0, "normalize_obs": False},
         },
     }
+    RENAMED: ClassVar[dict[str, tuple[str, ...]]] = {"temperature": ("beta",),
+                                                      "lr": ("actor_lr", "critic_lr", "value_lr")}
 
 
 @ALGORITHMS.register("iql")
@@ -102,17 +114,19 @@ class IQL(TransitionAlgorithm):
         self.critic = TwinQ(self.obs_dim, self.action_dim, config.hidden).to(device)
         self.critic_target = copy.deepcopy(self.critic)
         self.value = mlp(self.obs_dim, config.hidden, 1).to(device)
-        self.actor_optim = adam(self.actor.parameters(), lr=config.lr)
-        self.critic_optim = adam(self.critic.parameters(), lr=config.lr)
-        self.value_optim = adam(self.value.parameters(), lr=config.lr)
-        self.actor_sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.actor_optim, max(1, config.steps))
+        self.actor_optim = adam(self.actor.parameters(), lr=config.actor_lr)
+        self.critic_optim = adam(self.critic.parameters(), lr=config.critic_lr)
+        self.value_optim = adam(self.value.parameters(), lr=config.value_lr)
+        self.actor_sched: torch.optim.lr_scheduler.LRScheduler = (
+            torch.optim.lr_scheduler.CosineAnnealingLR(self.actor_optim, max(1, config.steps))
+            if config.actor_lr_schedule == "cosine" else torch.optim.lr_scheduler.ConstantLR(self.actor_optim, 1.0, 0))
 
 
     def actor_loss(self, b: dict[str, torch.Tensor], adv: torch.Tensor) -> torch.Tensor:
         """Per seed: mean of ``min(exp(beta * adv), exp_adv_max)`` times the BC loss, the squared
         error summed over action dimensions (deterministic) or the negative log-likelihood."""
         c = self.config
-        weights = torch.exp(c.temperature * adv.detach()).clamp(max=c.exp_adv_max)
+        weights = torch.exp(c.beta * adv.detach()).clamp(max=c.exp_adv_max)
         if c.deterministic:
             bc = (self.actor(b["obs"]) - b["actions"]).pow(2).sum(-1)
         else:

@@ -235,14 +235,12 @@ class DeterministicActor(nn.Module):
         return torch.tanh(self.net(obs))
 
 
-RETURN_RANGE_TARGET = 1000.0
-
-
-def return_range_reward_scale(return_range: tuple[float, float]) -> float:
-    """``1000 / (max return - min return)`` over a dataset's episodes (1 if they are all equal):
-    the reward multiplier of CORL's ``modify_reward`` and the IQL authors' ``normalize``."""
+def return_range_reward_scale(return_range: tuple[float, float], target: float) -> float:
+    """``target / (max return - min return)`` over a dataset's episodes (1 if they are all equal):
+    the reward multiplier of CORL's ``modify_reward`` and the IQL authors' ``normalize`` (both with
+    a target of 1000)."""
     spread = return_range[1] - return_range[0]
-    return RETURN_RANGE_TARGET / spread if spread > 0 else 1.0
+    return target / spread if spread > 0 else 1.0
 
 
 def warmup_then(step: int, warmup: int, steps: int, schedule: str) -> float:

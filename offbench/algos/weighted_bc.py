@@ -99,9 +99,6 @@ class RWR(BC):
         w = rwr_weights(data, self.config.temperature)
         return TransitionSampler(data, self.config.batch_size, rng, extras={"weights": w / w.mean()})
 
-    def loss(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        return per_seed(b["weights"] * self.bc_losses(b)), {}
-
 
 @ALGORITHMS.register("awr")
 class AWR(BC):
@@ -123,7 +120,10 @@ class AWR(BC):
         scale = float(g.std()) or 1.0
         return TransitionSampler(data, self.config.batch_size, rng, extras={"returns": (g / scale).astype(np.float32)})
 
-    def loss(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
+        """A step of the value function on the returns, then a policy step weighted by the
+        advantages under the value before its step."""
+        b = self.tensors(batch)
         v = self.value(b["obs"]).squeeze(-1)
         value_loss = per_seed((v - b["returns"]).pow(2))
         self.value_optim.zero_grad(set_to_none=True)
@@ -132,8 +132,8 @@ class AWR(BC):
         adv = b["returns"] - v.detach()
         with torch.no_grad():
             self.mean_square.lerp_(adv.pow(2).mean(1, keepdim=True), self.config.rms_momentum)
-        w = awr_weights(adv, self.mean_square, self.config.beta, self.config.max_weight)
-        return per_seed(w * self.bc_losses(b)), {"value_loss": value_loss.detach(), "weight_mean": per_seed(w)}
+        b["weights"] = awr_weights(adv, self.mean_square, self.config.beta, self.config.max_weight)
+        return {**self.policy_step(b), "value_loss": value_loss.detach(), "weight_mean": per_seed(b["weights"])}
 
     def state_dict(self) -> dict[str, Any]:
         return {**super().state_dict(), "mean_square": self.mean_square.clone()}

@@ -39,6 +39,6 @@ class Launcher(Protocol):
         """How many groups to make of ``runs`` runs (for a CPU: enough to keep every worker busy)."""
         ...
 
-    def run(self, groups: list[list[RunPlan]], device: str, sink: Sink) -> None:
+    def run(self, groups: list[list[RunPlan]], device: torch.device, sink: Sink) -> None:
         """Run every group, reporting to ``sink``; Ctrl-C stops them all (checkpoints are kept)."""
         ...

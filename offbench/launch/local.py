@@ -43,7 +43,7 @@ def _worker_init(threads: int | None, events: Any) -> None:
     threading.Thread(target=exit_with_parent, daemon=True).start()
 
 
-def _worker(plans: list[RunPlan], device: str) -> list[dict[str, Any]]:
+def _worker(plans: list[RunPlan], device: torch.device) -> list[dict[str, Any]]:
     def progress(i: int, step: int, total: int, score: float | None) -> None:
         if _share is not None:
             _share.update()
@@ -69,7 +69,7 @@ class LocalLauncher:
         self.n = self.workers or default_workers(runs, device, free_cores())
         return self.n if device.type == "cpu" else 1
 
-    def run(self, groups: list[list[RunPlan]], device: str, sink: Sink) -> None:
+    def run(self, groups: list[list[RunPlan]], device: torch.device, sink: Sink) -> None:
         n = min(self.n, len(groups))
         if n == 1:
             with CoreShare(self.threads) as share:
@@ -78,7 +78,7 @@ class LocalLauncher:
         _run_in_pool(groups, device, sink, n, self.threads)
 
 
-def _run_in_process(groups: list[list[RunPlan]], device: str, sink: Sink, share: CoreShare) -> None:
+def _run_in_process(groups: list[list[RunPlan]], device: torch.device, sink: Sink, share: CoreShare) -> None:
     """One worker: the groups one after another in this process (no start-up cost, works anywhere)."""
     for group in groups:
         report_start(group, sink.report)
@@ -95,7 +95,7 @@ def _run_in_process(groups: list[list[RunPlan]], device: str, sink: Sink, share:
         sink.finished(group, summaries)
 
 
-def _run_in_pool(groups: list[list[RunPlan]], device: str, sink: Sink, n: int, threads: int | None) -> None:
+def _run_in_pool(groups: list[list[RunPlan]], device: torch.device, sink: Sink, n: int, threads: int | None) -> None:
     """``n`` spawned worker processes, one group at a time each; progress comes back on a queue."""
     ctx = mp.get_context("spawn")
     events = ctx.Queue()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
 from offbench.algos import get_algorithm
 from offbench.checkpoints import checkpoint_step
 from offbench.data.spec import get_spec, resolve_names
@@ -51,7 +50,7 @@ def plan_runs(datasets: list[str], algos: list[str], seeds: int, results: Path, 
                 raise UsageError(f"--{key.replace('_', '-')} {budget[key]} and --set {key}={overrides[algo][key]} both "
                                  f"set {key}; give one")
             cfg = cls.Config.resolve(spec, {**budget, **overrides[algo]})
-            plans.extend(RunPlan(name, algo, cfg, seed, results) for seed in range(seeds))
+            plans.extend(RunPlan(name, algo, cfg, seed, results, spec) for seed in range(seeds))
     return plans
 
 

@@ -3,6 +3,8 @@ launcher, and say what happened."""
 
 from __future__ import annotations
 
+import torch
+
 from offbench.data import cache
 from offbench.devices import resolve_device
 from offbench.launch.base import Launcher, Sink
@@ -14,7 +16,7 @@ from offbench.results import read_json
 from offbench.train import RunPlan
 
 
-def run_plans(plans: list[RunPlan], device: str = "auto", workers: int | None = None,
+def run_plans(plans: list[RunPlan], device: torch.device | str = "auto", workers: int | None = None,
               report: Reporter | None = None, seeds_together: int | None = None,
               threads: int | None = None, check: bool = True, launcher: Launcher | None = None) -> RunOutcome:
     """Run all plans, skipping finished ones. The seeds of one (dataset, algorithm, config) train
@@ -23,7 +25,8 @@ def run_plans(plans: list[RunPlan], device: str = "auto", workers: int | None = 
     ``launcher`` runs the groups (default: :class:`LocalLauncher` with ``workers`` processes of
     ``threads`` torch threads; by default one per free core, each with its share of the free
     cores). When runs fail, :class:`RunsFailed` is raised after the others have finished
-    (``check=False``: returned in ``outcome.failed`` instead)."""
+    (``check=False``: returned in ``outcome.failed`` instead). ``device``: a ``torch.device`` or a
+    name (``auto``, ``cpu``, ``cuda``), resolved here once."""
     outcome = RunOutcome()
     todo = []
     for plan in plans:
@@ -35,10 +38,11 @@ def run_plans(plans: list[RunPlan], device: str = "auto", workers: int | None = 
         ensure_writable(plans[0].results)
         for name in dict.fromkeys(p.dataset for p in todo):
             cache.fetch(name)  # once, here, not in every worker
-        dev = resolve_device(device)
+        todo = [plan.with_run_spec() for plan in todo]  # reference returns read once, here
+        dev = device if isinstance(device, torch.device) else resolve_device(device)
         launcher = launcher or LocalLauncher(workers, threads)
         groups = group_seeds(todo, parts=launcher.parts(len(todo), dev), most=seeds_together, cpu=dev.type == "cpu")
-        launcher.run(groups, device, Sink(outcome, report or (lambda *a: None)))
+        launcher.run(groups, dev, Sink(outcome, report or (lambda *a: None)))
     if check and outcome.failed:
         raise RunsFailed(outcome)
     return outcome

@@ -77,9 +77,9 @@ def build(results: Path, stat: str = "last", ci: bool = False, algos: list[str] 
                              f"{', '.join(sorted(set(runs['config_id'])))}")
     runs = runs.assign(column=column_labels(runs, labels)).sort_values("recorded", kind="stable")
     twice = runs.duplicated(["dataset", "column", "seed"], keep="last")
-    if twice.any():  # same settings and seed in two folders (a config field added since): count the seed once
+    if twice.any():  # same settings and seed in two folders (a config field added or renamed since): once
         warnings.append(f"{int(twice.sum())} runs repeat the settings and seed of a later run (in another folder: "
-                        "recorded before a config field was added); the later one is used")
+                        "recorded before a config field was added or renamed); the later one is used")
         runs = runs[~twice]
     table = score_table(runs, stat)
     few = table[table["seeds"] < 3]
