@@ -116,6 +116,19 @@ def test_reward_weighted_bc_weights_are_finite_for_huge_returns() -> None:
         assert all(torch.isfinite(v).all() for v in metrics.values()), (name, metrics)
 
 
+def test_cql_names_both_action_kinds() -> None:
+    from offbench.algos.cql import CQL, DiscreteCQL
+
+    cls = get_algorithm("cql")
+    continuous = toy_dataset()
+    discrete = toy_dataset()
+    discrete.actions = np.zeros(len(discrete), np.int64)
+    discrete.actions[::2] = 1
+    cfg = cls.Config.for_dataset(SPEC)
+    assert type(cls.for_data(cfg, continuous, SPEC, torch.device("cpu"), [0])) is CQL
+    assert type(cls.for_data(cfg, discrete, SPEC, torch.device("cpu"), [0])) is DiscreteCQL
+
+
 @pytest.mark.parametrize("name", ["td3bc", "iql", "awac"])
 def test_continuous_only_algorithms_refuse_discrete_actions(name: str) -> None:
     from offbench.errors import UsageError

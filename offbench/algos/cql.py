@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
+from offbench.algos.base import ALGORITHMS, AlgoConfig, Algorithm, TransitionAlgorithm
 from offbench.algos.nets import TanhGaussianActor, TwinQ, frozen, soft_update, state_network
 from offbench.algos.seeded import adam, orthogonal_init_, per_seed, xavier_last_layer_
 from offbench.data.info import DataInfo
@@ -105,11 +105,12 @@ class CQL(TransitionAlgorithm):
     # 3 x 10 sampled actions per state: (S, 7680, 256) activations; 5 seeds together measured 0.72x on CPU
     cpu_seeds_together = 1
 
-    def __new__(cls, config: CQLConfig, info: DataInfo, device: torch.device,
-                 seeds: Sequence[int] = (0,)) -> Any:
-        if info.discrete:  # one name for both action kinds, as the papers use it
-            return DiscreteCQL(config, info, device, seeds)
-        return super().__new__(cls)
+    @classmethod
+    def create(cls, config: AlgoConfig, info: DataInfo, device: torch.device, seeds: Sequence[int]) -> Algorithm:
+        """One name for both action kinds, as the papers use it: discrete actions train :class:`DiscreteCQL`."""
+        if info.discrete:
+            return DiscreteCQL.create(config, info, device, seeds)
+        return super().create(config, info, device, seeds)
 
     def __init__(self, config: CQLConfig, info: DataInfo, device: torch.device,
                  seeds: Sequence[int] = (0,)) -> None:
