@@ -109,7 +109,7 @@ def main() -> None:
         f"{args.algo} on {args.env}, {args.steps} steps per run; steps/s per job: mean (min-max over jobs), and the "
         f"scenario's wall time. \"before\": what offbench 0.1.0 used (`--threads {default}`, torch's default, in a "
         "command with one worker; cores / workers in each of several workers); \"offbench\": no `--threads` "
-        "(each process's share of the free cores, re-measured every few seconds).",
+        "(each process's share of the free cores, re-measured every few seconds and re-split at once when an offbench process starts or ends).",
         "",
         "| scenario | before | offbench |",
         "|---|---|---|",
