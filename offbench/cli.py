@@ -305,8 +305,23 @@ def _key_value(text: str, option: str = "--set") -> tuple[str, str]:
 @click.option("--results", type=click.Path(path_type=Path), default=None, help="Results directory (default ./results).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Parallel runs (default: one per free CPU core).")
 @_threads_option
+@click.option("--launcher", type=click.Choice(["local", "slurm"]), envvar="OFFBENCH_LAUNCHER", default="local",
+              show_default=True, help="Where runs execute: this machine's processes, or Slurm tasks (through submitit; "
+                                      "also OFFBENCH_LAUNCHER).")
+@click.option("--slurm-partition", default=None, help="Slurm partition of each task.")
+@click.option("--slurm-gpus-per-job", type=click.IntRange(min=0), default=None, help="GPUs per Slurm task.")
+@click.option("--slurm-cpus-per-job", type=click.IntRange(min=1), default=None,
+              help="CPU cores per Slurm task (its torch threads).  [default: 1]")
+@click.option("--slurm-time", default=None, help="Time limit per task: minutes or HH:MM:SS (a task that reaches it "
+                                                 "is requeued and resumes).  [default: 60]")
+@click.option("--slurm-mem", default=None, help="Memory per task, as sbatch takes it (e.g. 16G).")
+@click.option("--slurm-opt", "slurm_opts", multiple=True, metavar="KEY=VALUE",
+              help="Any other sbatch option (e.g. account=lab, qos=high, exclude=node3).")
+@click.option("--slurm-cluster", type=click.Choice(["slurm", "local"]), default=None,
+              help="'local': run the Slurm tasks on this machine through submitit's local executor.")
 def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int | None, device: str,
-        sets: tuple[str, ...], results: Path | None, workers: int | None, threads: int | None) -> None:
+        sets: tuple[str, ...], results: Path | None, workers: int | None, threads: int | None, launcher: str,
+        **slurm: Any) -> None:
     """Train and evaluate every (dataset, algorithm, seed) combination.
 
     Finished runs are skipped; interrupted ones resume from their last checkpoint.
@@ -323,12 +338,12 @@ def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops workers and keeps checkpoints, like Ctrl-C
     dev = resolve_device(device)  # once, before anything runs
     root = results or default_results_root()
+    backend = _launcher(launcher, root, workers, threads, slurm)
     plans = plan_runs(_split(envs), _split(algos), seeds, root, list(sets), steps, eval_episodes)
     ensure_writable(root)
     try:
         with _RunDisplay(plans) as display:
-            outcome = run_plans(plans, device=dev, workers=workers, report=display.report, threads=threads,
-                                  check=False)
+            outcome = run_plans(plans, device=dev, report=display.report, check=False, launcher=backend)
     except KeyboardInterrupt:
         raise Interrupted("interrupted: run the same command again to resume unfinished runs") from None
     for s in outcome.skipped:
@@ -339,6 +354,35 @@ def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int
         for plan, why in outcome.failed:
             click.echo(f"error: {plan.label}: {why}", err=True)
         sys.exit(1)
+
+
+def _launcher(name: str, results: Path, workers: int | None, threads: int | None, slurm: dict[str, Any]) -> Any:
+    """The backend ``--launcher`` names, with its options (``--slurm-*`` only with ``slurm``)."""
+    from offbench.launch import LocalLauncher
+
+    given = [f"--{k.replace('_', '-')}" for k, v in slurm.items() if v not in (None, ())]
+    if name != "slurm":
+        if given:
+            raise UsageError(f"{', '.join(given)}: Slurm options need --launcher slurm")
+        return LocalLauncher(workers, threads)
+    if workers is not None or threads is not None:
+        raise UsageError("--workers and --threads are for --launcher local; a Slurm task's threads are "
+                         "--slurm-cpus-per-job")
+    from offbench.launch.slurm import SlurmLauncher, SlurmOptions, parse_time
+
+    extra = {}
+    for item in slurm["slurm_opts"]:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--slurm-opt expects KEY=VALUE, got '{item}'")
+        extra[key.replace("-", "_")] = value
+    options = SlurmOptions(partition=slurm["slurm_partition"], gpus_per_job=slurm["slurm_gpus_per_job"] or 0,
+                           cpus_per_job=slurm["slurm_cpus_per_job"] or 1,
+                           time_minutes=parse_time(slurm["slurm_time"]) if slurm["slurm_time"] else 60,
+                           mem=slurm["slurm_mem"], extra=extra, cluster=slurm["slurm_cluster"] or "slurm")
+    launcher = SlurmLauncher(options, results)
+    launcher.executor()  # submitit and sbatch present: fail before anything runs
+    return launcher
 
 
 def _interrupt(signum: int, frame: Any) -> None:

@@ -1,0 +1,115 @@
+"""Launchers: the same sweep through the local process pool and through Slurm tasks (submitit's
+local executor, the same task code a cluster runs), and their bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+from pathlib import Path
+
+import pytest
+
+from offbench.results import read_metrics
+from tests.test_cli import offbench, one_line_error
+
+SWEEP = ["run", "--algo", "bc,pbc", "--env", "keytodoor-1k", "--seeds", "2", "--steps", "40", "--eval-episodes", "4",
+         "--set", "eval_every=20"]
+#: Summary fields that say how a run was executed rather than what it computed.
+EXECUTION = {"train_seconds", "threads", "seeds_together"}
+
+
+def records(root: Path) -> dict[str, tuple[dict, list[dict]]]:
+    """Every run's summary (without execution fields) and metrics log, by run folder."""
+    out = {}
+    for run in sorted(root.glob("*/*/*/seed-*")):
+        summary = {k: v for k, v in json.loads((run / "summary.json").read_text()).items() if k not in EXECUTION}
+        out[str(run.relative_to(root))] = (summary, read_metrics(run / "metrics.jsonl"))
+    return out
+
+
+def children(pid: int) -> list[int]:
+    """The processes ``pid`` started (Linux ``/proc``)."""
+    path = Path(f"/proc/{pid}/task/{pid}/children")
+    return [int(c) for c in path.read_text().split()] if path.exists() else []
+
+
+def test_slurm_tasks_compute_what_the_local_pool_computes(isolated: Path) -> None:
+    """One seed per process and one torch thread on both sides, so every loss and evaluation is
+    the same computation in the same order: the records must be equal, not just close."""
+    pytest.importorskip("submitit")
+    local, slurm = isolated / "local", isolated / "slurm"
+    p = offbench(*SWEEP, "--results", str(local), "--workers", "4", "--threads", "1")
+    assert p.returncode == 0, p.stderr
+    p = offbench(*SWEEP, "--results", str(slurm), "--launcher", "slurm", "--slurm-cluster", "local")
+    assert p.returncode == 0, p.stderr
+    assert "4 finished" in p.stdout
+    a, b = records(local), records(slurm)
+    assert len(a) == 4 and a == b
+    assert len([d for d in (slurm / ".slurm").iterdir() if d.name.isdigit()]) == 4  # one task (and log) per run
+    tables = [offbench("report", "--format", "csv", "--results", str(root)).stdout for root in (local, slurm)]
+    assert tables[0] == tables[1] and "keytodoor-1k" in tables[0]
+    again = offbench(*SWEEP, "--results", str(slurm), "--launcher", "slurm", "--slurm-cluster", "local")
+    assert again.returncode == 0 and "0 finished, 4 already done" in again.stdout
+
+
+def test_a_killed_slurm_task_resumes_on_the_next_submission(isolated: Path) -> None:
+    pytest.importorskip("submitit")
+    args = ["run", "--algo", "bc", "--env", "keytodoor-1k", "--steps", "1500", "--eval-episodes", "4",
+            "--set", "eval_every=100"]
+    assert offbench("fetch", "keytodoor-1k").returncode == 0
+    killed, straight = isolated / "killed", isolated / "straight"
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-m", "offbench", *args, "--results", str(killed), "--launcher", "slurm",
+                             "--slurm-cluster", "local"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(killed.glob("*/*/*/seed-0/checkpoint.pt")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    (job,) = [d for d in (killed / ".slurm").iterdir() if d.name.isdigit()]
+    # the local executor's job id is the pid of its controller, which runs the task as a child
+    tasks = children(int(job.name))
+    assert tasks, "the task process was not found"
+    for pid in tasks:
+        os.kill(pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=120)
+    run_dir = next(killed.glob("*/*/*/seed-0"))
+    assert not (run_dir / "summary.json").exists(), "the run finished before its task could be killed"
+    assert proc.returncode == 1 and "Slurm task" in err and "its log:" in err, err
+    p = offbench(*args, "--results", str(killed), "--launcher", "slurm", "--slurm-cluster", "local")
+    assert p.returncode == 0 and "resum" in p.stdout + p.stderr, p.stderr
+    assert offbench(*args, "--results", str(straight), "--workers", "1", "--threads", "1").returncode == 0
+    assert records(killed) == records(straight)
+
+
+def test_the_sbatch_script_carries_every_slurm_option(tmp_path: Path) -> None:
+    pytest.importorskip("submitit")
+    from offbench.launch.slurm import SlurmOptions, parse_time, sbatch_script
+
+    options = SlurmOptions(partition="gpu", gpus_per_job=1, cpus_per_job=4, time_minutes=parse_time("01:30:00"),
+                           mem="16G", extra={"account": "lab", "qos": "high"})
+    script = sbatch_script(options, tmp_path / "%j")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=1", "#SBATCH --cpus-per-task=4",
+                 "#SBATCH --time=90", "#SBATCH --mem=16G", "#SBATCH --account=lab", "#SBATCH --qos=high",
+                 "#SBATCH --signal=USR2@90"):  # the signal: submitit requeues a task before its time runs out
+        assert line in script.splitlines(), (line, script)
+    assert parse_time("45") == 45 and parse_time("1-00:00:30") == 24 * 60 + 1
+
+
+def test_slurm_bad_input_is_one_line_and_writes_nothing(isolated: Path) -> None:
+    run = ["run", "--algo", "bc", "--env", "keytodoor-1k", "--steps", "2"]
+    line = one_line_error(offbench(*run, "--slurm-partition", "gpu"), 2)
+    assert "--slurm-partition" in line and "--launcher slurm" in line
+    line = one_line_error(offbench(*run, "--launcher", "slurm", "--slurm-time", "soon"), 2)
+    assert "--slurm-time soon" in line
+    line = one_line_error(offbench(*run, "--launcher", "slurm", "--slurm-opt", "account"), 2)
+    assert "KEY=VALUE" in line
+    path = os.environ["PATH"]
+    no_sbatch = ":".join(d for d in path.split(":") if not (Path(d) / "sbatch").exists())
+    p = offbench(*run, "--launcher", "slurm", env={"PATH": no_sbatch})
+    if p.returncode == 2 and "offbench[slurm]" in p.stderr:  # submitit itself is missing
+        return
+    assert "'sbatch'" in one_line_error(p, 1)
+    assert not (isolated / "results").exists()
