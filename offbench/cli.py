@@ -305,9 +305,14 @@ def _key_value(text: str, option: str = "--set") -> tuple[str, str]:
 @click.option("--results", type=click.Path(path_type=Path), default=None, help="Results directory (default ./results).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Parallel runs (default: one per free CPU core).")
 @_threads_option
-@click.option("--launcher", type=click.Choice(["local", "slurm"]), envvar="OFFBENCH_LAUNCHER", default="local",
-              show_default=True, help="Where runs execute: this machine's processes, or Slurm tasks (through submitit; "
-                                      "also OFFBENCH_LAUNCHER).")
+@click.option("--launcher", type=click.Choice(["local", "ray", "slurm"]), envvar="OFFBENCH_LAUNCHER", default="local",
+              show_default=True, help="Where runs execute: this machine's processes, Ray tasks, or Slurm tasks "
+                                      "(through submitit); also OFFBENCH_LAUNCHER.")
+@click.option("--ray-address", default=None, help="The Ray cluster to join (HOST:PORT or ray://HOST:PORT; also "
+                                                  "RAY_ADDRESS); default: a Ray runtime started for this command.")
+@click.option("--ray-cpus-per-job", type=click.IntRange(min=1), default=None,
+              help="CPU cores per Ray task (its torch threads).  [default: 1]")
+@click.option("--ray-gpus-per-job", type=click.FloatRange(min=0), default=None, help="GPUs per Ray task.")
 @click.option("--slurm-partition", default=None, help="Slurm partition of each task.")
 @click.option("--slurm-gpus-per-job", type=click.IntRange(min=0), default=None, help="GPUs per Slurm task.")
 @click.option("--slurm-cpus-per-job", type=click.IntRange(min=1), default=None,
@@ -321,7 +326,7 @@ def _key_value(text: str, option: str = "--set") -> tuple[str, str]:
               help="'local': run the Slurm tasks on this machine through submitit's local executor.")
 def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int | None, device: str,
         sets: tuple[str, ...], results: Path | None, workers: int | None, threads: int | None, launcher: str,
-        **slurm: Any) -> None:
+        **backend_options: Any) -> None:
     """Train and evaluate every (dataset, algorithm, seed) combination.
 
     Finished runs are skipped; interrupted ones resume from their last checkpoint.
@@ -338,7 +343,7 @@ def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int
     signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops workers and keeps checkpoints, like Ctrl-C
     dev = resolve_device(device)  # once, before anything runs
     root = results or default_results_root()
-    backend = _launcher(launcher, root, workers, threads, slurm)
+    backend = _launcher(launcher, root, workers, threads, backend_options)
     plans = plan_runs(_split(envs), _split(algos), seeds, root, list(sets), steps, eval_episodes)
     ensure_writable(root)
     try:
@@ -356,18 +361,28 @@ def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int
         sys.exit(1)
 
 
-def _launcher(name: str, results: Path, workers: int | None, threads: int | None, slurm: dict[str, Any]) -> Any:
-    """The backend ``--launcher`` names, with its options (``--slurm-*`` only with ``slurm``)."""
+def _launcher(name: str, results: Path, workers: int | None, threads: int | None, options: dict[str, Any]) -> Any:
+    """The backend ``--launcher`` names, with its options (``--slurm-*`` only with ``slurm``,
+    ``--ray-*`` only with ``ray``)."""
     from offbench.launch import LocalLauncher
 
-    given = [f"--{k.replace('_', '-')}" for k, v in slurm.items() if v not in (None, ())]
-    if name != "slurm":
-        if given:
-            raise UsageError(f"{', '.join(given)}: Slurm options need --launcher slurm")
+    for prefix, backend in (("slurm", "Slurm"), ("ray", "Ray")):
+        given = [f"--{k.replace('_', '-')}" for k, v in options.items() if k.startswith(prefix) and v not in (None, ())]
+        if given and name != prefix:
+            raise UsageError(f"{', '.join(given)}: {backend} options need --launcher {prefix}")
+    if name == "local":
         return LocalLauncher(workers, threads)
     if workers is not None or threads is not None:
-        raise UsageError("--workers and --threads are for --launcher local; a Slurm task's threads are "
-                         "--slurm-cpus-per-job")
+        raise UsageError(f"--workers and --threads are for --launcher local; a {name} task's threads are "
+                         f"--{name}-cpus-per-job")
+    if name == "ray":
+        from offbench.launch.ray import RayLauncher, RayOptions
+
+        ray = RayLauncher(RayOptions(options["ray_address"], options["ray_cpus_per_job"] or 1,
+                                     options["ray_gpus_per_job"] or 0.0))
+        ray.check()
+        return ray
+    slurm = options
     from offbench.launch.slurm import SlurmLauncher, SlurmOptions, parse_time
 
     extra = {}

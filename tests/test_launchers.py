@@ -54,6 +54,95 @@ def test_slurm_tasks_compute_what_the_local_pool_computes(isolated: Path) -> Non
     assert again.returncode == 0 and "0 finished, 4 already done" in again.stdout
 
 
+@pytest.fixture
+def ray_cluster(tmp_path: Path):
+    """A Ray cluster started as a user would (``ray start --head`` on 127.0.0.1), stopped after."""
+    pytest.importorskip("ray")
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    ray_cli = str(Path(sys.executable).parent / "ray")
+    # a private cluster on loopback: no token authentication (Ray's default asks clients for a token)
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}
+    subprocess.run([ray_cli, "start", "--head", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus",
+                    "2", "--include-dashboard", "false", "--disable-usage-stats"], check=True, capture_output=True,
+                   env=env, timeout=120)
+    try:
+        yield f"127.0.0.1:{port}"
+    finally:
+        subprocess.run([ray_cli, "stop", "--force"], capture_output=True, env=env, timeout=120)
+
+
+def test_ray_tasks_on_a_running_cluster_compute_what_the_local_pool_computes(isolated: Path, ray_cluster: str) -> None:
+    local, ray = isolated / "local", isolated / "ray"
+    p = offbench(*SWEEP, "--results", str(local), "--workers", "4", "--threads", "1")
+    assert p.returncode == 0, p.stderr
+    p = offbench(*SWEEP, "--results", str(ray), "--launcher", "ray", "--ray-address", ray_cluster,
+                 env={"RAY_AUTH_MODE": "disabled"})
+    assert p.returncode == 0 and "4 finished" in p.stdout, p.stderr
+    assert records(local) == records(ray) and len(records(ray)) == 4
+    assert "INFO" not in p.stderr and "WARNING" not in p.stderr  # Ray's notices only with --verbose
+
+
+def ray_task_pids() -> list[int]:
+    """Processes running an offbench seed group as a Ray task (Ray names them after the function)."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes().decode(errors="replace")
+        except OSError:
+            continue
+        if proc.name.isdigit() and "run_seed_group" in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_a_killed_ray_worker_is_retried_and_resumes_from_its_checkpoint(isolated: Path) -> None:
+    """The worker process is killed after the first checkpoint; Ray runs the task again, which
+    resumes, and the records equal an uninterrupted run's."""
+    pytest.importorskip("ray")
+    import subprocess
+    import sys
+
+    args = ["run", "--algo", "bc", "--env", "keytodoor-1k", "--steps", "1500", "--eval-episodes", "4",
+            "--set", "eval_every=100"]
+    assert offbench("fetch", "keytodoor-1k").returncode == 0
+    killed, straight = isolated / "killed", isolated / "straight"
+    proc = subprocess.Popen([sys.executable, "-m", "offbench", *args, "--results", str(killed), "--launcher", "ray"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(killed.glob("*/*/*/seed-0/checkpoint.pt")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    tasks = ray_task_pids()
+    assert tasks, "the Ray task's process was not found"
+    for pid in tasks:
+        os.kill(pid, signal.SIGKILL)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0 and "1 finished" in out, err
+    metrics = read_metrics(next(killed.glob("*/*/*/seed-0")) / "metrics.jsonl")
+    assert offbench(*args, "--results", str(straight), "--workers", "1", "--threads", "1").returncode == 0
+    assert records(killed) == records(straight)
+    assert [r["step"] for r in metrics if r["kind"] == "eval"] == list(range(100, 1501, 100))
+
+
+def test_ray_bad_input_is_one_line_and_submits_nothing(isolated: Path, tmp_path: Path) -> None:
+    run = ["run", "--algo", "bc", "--env", "keytodoor-1k", "--steps", "2"]
+    line = one_line_error(offbench(*run, "--ray-address", "127.0.0.1:6379"), 2)
+    assert "--ray-address" in line and "--launcher ray" in line
+    line = one_line_error(offbench(*run, "--launcher", "ray", "--ray-address", "127.0.0.1:9"), 1)
+    assert "cannot reach a Ray cluster at 127.0.0.1:9" in line
+    no_ray = tmp_path / "no-ray" / "ray"
+    no_ray.mkdir(parents=True)
+    (no_ray / "__init__.py").write_text("raise ImportError('ray is not installed')\n")
+    line = one_line_error(offbench(*run, "--launcher", "ray", env={"PYTHONPATH": str(no_ray.parent)}), 2)
+    assert "pip install 'offbench[ray]'" in line
+    assert not (isolated / "results").exists()
+
+
 def test_a_killed_slurm_task_resumes_on_the_next_submission(isolated: Path) -> None:
     pytest.importorskip("submitit")
     args = ["run", "--algo", "bc", "--env", "keytodoor-1k", "--steps", "1500", "--eval-episodes", "4",
