@@ -410,11 +410,18 @@ def _split(text: str) -> list[str]:
 
 class _RunDisplay:
     """Rich progress bars on a terminal; otherwise one plain line per run when it starts (or
-    resumes), at each evaluation and when it ends."""
+    resumes), at each evaluation, when it ends, and at least every ``OFFBENCH_PROGRESS_SECONDS``
+    (default 60) while it trains, so a cluster log is never silent for long."""
 
     def __init__(self, plans: list[Any]) -> None:
-        from offbench.launch import TimeLeft
+        import time
 
+        from offbench.launch import TimeLeft
+        from offbench.launch.events import quiet_seconds
+
+        self.clock = time.monotonic
+        self.quiet_limit = quiet_seconds()
+        self.last_line: dict[str, float] = {}
         self.live = console.is_terminal
         self.tasks: dict[str, Any] = {}
         self.time_left, self.estimated = TimeLeft(plans), False
@@ -449,8 +456,53 @@ class _RunDisplay:
                 "restart": f"restart: {label} from step 0 (it stopped before its first checkpoint)",
                 "eval": f"eval: {label} step {step:,}/{total:,} {shown}",
                 "done": f"done: {label} {shown}", "failed": f"failed: {label}"}.get(event)
+        now = self.clock()
+        if line is None and event == "progress" and now - self.last_line.get(label, now) >= self.quiet_limit:
+            line = f"progress: {label} step {step:,}/{total:,} {shown}"
         if line:
+            self.last_line[label] = now
             click.echo(line.rstrip())
+
+
+@main.command()
+@click.option("--results", type=click.Path(path_type=Path), default=None, help="Results directory (default ./results).")
+@click.option("--watch", type=click.FloatRange(min=1), default=None, metavar="SECONDS",
+              help="Print the status again every SECONDS until every run is finished or failed.")
+@click.option("--json", "as_json", is_flag=True, help="Print per-group counts and every run's state as JSON.")
+def status(results: Path | None, watch: float | None, as_json: bool) -> None:
+    """Where a sweep stands: per dataset and algorithm, runs finished, running (step, last score),
+    failed and waiting, read from the run records (any launcher, any machine that sees them).
+
+    \b
+    Example:
+      offbench status
+      offbench status --results /shared/results --watch 60
+    """
+    import time
+
+    from offbench.paths import default_results_root
+    from offbench.status import STATES, as_json as status_json, summarize, sweep_status
+
+    root = results or default_results_root()
+    if not root.is_dir():
+        raise UsageError(f"no results directory at {root}; start runs with 'offbench run' or give --results")
+    while True:
+        states = sweep_status(root)
+        if as_json:
+            click.echo(json.dumps(status_json(states), indent=1))
+        else:
+            t = Table(title=f"runs under {root}")
+            for col in ("dataset", "algo", *STATES, "running now"):
+                t.add_column(col)
+            for row in summarize(states):
+                t.add_row(row["dataset"], row["algo"], *(str(row[k]) for k in STATES), "; ".join(row["running_now"]))
+            console.print(t)
+            for row in summarize(states):
+                for error in row["errors"]:
+                    click.echo(f"failed: {row['dataset']}/{row['algo']}: {error}", err=True)
+        if watch is None or all(s.state in ("finished", "failed") for s in states):
+            return
+        time.sleep(watch)
 
 
 @main.command()

@@ -4,7 +4,9 @@
 - ``config.json``   the resolved configuration (the single source of truth for the run);
 - ``metrics.jsonl`` append-only log: ``{"kind": "train"|"eval", "step": ..., ...}`` per line;
 - ``checkpoint.pt`` the latest checkpoint (written atomically), for resuming;
-- ``summary.json``  written last, atomically: its presence means the run is finished.
+- ``summary.json``  written last, atomically: its presence means the run is finished;
+- ``failed.json``   why the last attempt failed, if it did (removed when the run starts again);
+- ``.lock``         present while a process trains the run (:mod:`offbench.runlock`).
 """
 
 from __future__ import annotations
@@ -50,6 +52,11 @@ class RunDir:
     @property
     def summary(self) -> Path:
         return self.root / "summary.json"
+
+    @property
+    def failed(self) -> Path:
+        """Why the run's last attempt failed (written by the launcher; removed when it runs again)."""
+        return self.root / "failed.json"
 
     @property
     def sweep(self) -> Path:

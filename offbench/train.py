@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import fcntl
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,10 +22,10 @@ from offbench.checkpoints import restore_checkpoints, save_checkpoints
 from offbench.data import cache
 from offbench.data.spec import DatasetSpec
 from offbench.devices import resolve_device
-from offbench.errors import OffbenchError
 from offbench.evaluate import rollout
 from offbench.paths import write_json_atomic, write_text_atomic
 from offbench.results import RunDir, config_hash, read_json, read_metrics
+from offbench.runlock import run_lock
 
 Progress = Callable[[int, int, "float | None"], None]  # (step, total, last score)
 
@@ -141,28 +140,22 @@ def execute_seeds(plans: list[RunPlan], device: torch.device | str = "auto", pro
     return [summaries[i] for i in range(len(plans))]
 
 
-@contextlib.contextmanager
-def run_lock(path: Path, label: str) -> Iterator[None]:
-    """Hold an exclusive lock on a run for as long as it executes (released by the OS on exit)."""
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise OffbenchError(f"{label} is being run by another offbench process; wait for it or stop it") from None
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+def record_config(plan: RunPlan) -> None:
+    """Write the run's ``config.json`` unless it is there (at dispatch, so that a waiting run is
+    visible in its records, and again at the start of training)."""
+    if not plan.dir.config.is_file():
+        plan.dir.root.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(plan.dir.config, {"dataset": plan.dataset, "algo": plan.algo, "seed": plan.seed,
+                                            "config_hash": plan.config_hash, "config": plan.config.to_dict(),
+                                            "offbench_version": __version__})
 
 
 def _execute(plans: list[RunPlan], dev: torch.device, progress: SeedProgress,
              checkpoint_seconds: float) -> list[dict[str, Any]]:
     plan0, cfg = plans[0], plans[0].config
     for plan in plans:
-        if not plan.dir.config.is_file():
-            write_json_atomic(plan.dir.config, {"dataset": plan.dataset, "algo": plan.algo, "seed": plan.seed,
-                                                "config_hash": plan.config_hash, "config": cfg.to_dict(),
-                                                "offbench_version": __version__})
+        record_config(plan)
+        plan.dir.failed.unlink(missing_ok=True)  # tried again: no longer a failure
     rngs = [np.random.default_rng(p.seed) for p in plans]
     data = cache.load(plan0.dataset)
     spec = plan0.spec

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from offbench.results import RunDir
-from offbench.train import run_lock
+from offbench.runlock import run_lock
 from tests.test_cli import offbench
 
 ARGS = ["run", "--algo", "bc", "--env", "keytodoor-1k", "--seeds", "2", "--workers", "2", "--steps", "200000",

@@ -202,3 +202,21 @@ def test_slurm_bad_input_is_one_line_and_writes_nothing(isolated: Path) -> None:
         return
     assert "'sbatch'" in one_line_error(p, 1)
     assert not (isolated / "results").exists()
+
+
+@pytest.mark.parametrize("launcher", [[], ["--launcher", "slurm", "--slurm-cluster", "local"]], ids=["local", "slurm"])
+def test_a_run_prints_progress_lines_between_evaluations(isolated: Path, launcher: list[str]) -> None:
+    """Not on a terminal, a run between evaluations still says where it is at least every
+    OFFBENCH_PROGRESS_SECONDS (60 by default; 0.5 here), from events (local) or from the run's
+    records (Slurm tasks report nothing back until they end)."""
+    if launcher:
+        pytest.importorskip("submitit")
+    assert offbench("fetch", "keytodoor-1k").returncode == 0
+    p = offbench("run", "--algo", "bc", "--env", "keytodoor-1k", "--steps", "6000", "--eval-episodes", "1",
+                 "--set", "eval_every=0", "--results", str(isolated / "r"), *launcher,
+                 env={"OFFBENCH_PROGRESS_SECONDS": "0.5"})
+    assert p.returncode == 0, p.stderr
+    progress = [line for line in p.stdout.splitlines() if line.startswith("progress: keytodoor-1k/bc/seed-0 step ")]
+    assert progress, p.stdout
+    steps = [int(line.split(" step ")[1].split("/")[0].replace(",", "")) for line in progress]
+    assert steps == sorted(steps) and 0 < steps[0] and steps[-1] <= 6000 and progress[0].count("/6,000") == 1

@@ -4,12 +4,14 @@ cluster backend is one more module implementing the protocol."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 
 from offbench.launch.events import Reporter, RunOutcome
+from offbench.paths import write_json_atomic
 from offbench.train import RunPlan
 
 
@@ -29,6 +31,8 @@ class Sink:
     def failed(self, group: list[RunPlan], message: str) -> None:
         for plan in group:
             self.outcome.failed.append((plan, message))
+            if plan.dir.root.is_dir():  # for `offbench status`, from any launcher
+                write_json_atomic(plan.dir.failed, {"error": message, "time": time.time()})
             self.report("failed", plan.label, 0, 0, None)
 
 

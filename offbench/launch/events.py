@@ -3,6 +3,7 @@ an estimate of the time left."""
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -10,6 +11,7 @@ from typing import Any
 
 from offbench.checkpoints import checkpoint_step
 from offbench.errors import OffbenchError
+from offbench.results import read_metrics
 from offbench.train import RunPlan
 
 
@@ -48,7 +50,7 @@ def report_start(group: list[RunPlan], report: Reporter) -> None:
     first checkpoint (it begins again from step 0)."""
     for plan in group:
         step = checkpoint_step(plan.dir.checkpoint)
-        event = "resume" if step else "restart" if plan.dir.config.is_file() else "start"
+        event = "resume" if step else "restart" if plan.dir.metrics.is_file() else "start"
         report(event, plan.label, step, plan.config.steps, None)
 
 
@@ -76,3 +78,37 @@ class TimeLeft:
         if elapsed < self.warmup or not self.done:
             return None
         return sum(self.left.values()) / (self.done / elapsed)
+
+
+def quiet_seconds() -> float:
+    """The longest a non-terminal ``offbench run`` stays silent about a training run:
+    ``OFFBENCH_PROGRESS_SECONDS``, default 60."""
+    return float(os.environ.get("OFFBENCH_PROGRESS_SECONDS") or 60)
+
+
+class RecordProgress:
+    """Progress of runs that execute elsewhere (Ray or Slurm tasks), read from their metrics logs
+    at most every ``every`` seconds (default: 10, or :func:`quiet_seconds` if shorter) and
+    reported as "progress" events."""
+
+    def __init__(self, groups: list[list[RunPlan]], report: Reporter, every: float | None = None) -> None:
+        self.plans = [plan for group in groups for plan in group]
+        self.report, self.every = report, every if every is not None else min(10.0, quiet_seconds())
+        self.seen: dict[str, int] = {}
+        self.last = time.monotonic()
+
+    def poll(self) -> None:
+        if time.monotonic() - self.last < self.every:
+            return
+        self.last = time.monotonic()
+        for plan in self.plans:
+            if plan.dir.summary.exists():
+                continue
+            records = read_metrics(plan.dir.metrics)
+            if not records:
+                continue
+            step = int(records[-1].get("step", 0))
+            evals = [r["score"] for r in records if r.get("kind") == "eval" and "score" in r]
+            if step > self.seen.get(plan.label, 0):
+                self.seen[plan.label] = step
+                self.report("progress", plan.label, step, plan.config.steps, evals[-1] if evals else None)

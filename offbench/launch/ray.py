@@ -19,7 +19,7 @@ import torch
 
 from offbench.errors import OffbenchError, UsageError
 from offbench.launch.base import Sink
-from offbench.launch.events import report_start
+from offbench.launch.events import RecordProgress, report_start
 from offbench.train import RunPlan, execute_seeds
 
 INSTALL_HINT = "pip install 'offbench[ray]'"
@@ -116,8 +116,10 @@ class RayLauncher:
         pending = {task.remote(group, task_device, self.options.cpus_per_job, home): group for group in groups}
         for group in groups:
             report_start(group, sink.report)
+        progress = RecordProgress(groups, sink.report)
         try:
             while pending:
+                progress.poll()
                 ready, _ = ray.wait(list(pending), num_returns=1, timeout=POLL_SECONDS)
                 for ref in ready:
                     group = pending.pop(ref)

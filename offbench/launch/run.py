@@ -13,7 +13,7 @@ from offbench.launch.local import LocalLauncher
 from offbench.launch.plan import group_seeds
 from offbench.paths import ensure_writable
 from offbench.results import read_json
-from offbench.train import RunPlan
+from offbench.train import RunPlan, record_config
 
 
 def run_plans(plans: list[RunPlan], device: torch.device | str = "auto", workers: int | None = None,
@@ -39,6 +39,8 @@ def run_plans(plans: list[RunPlan], device: torch.device | str = "auto", workers
         for name in dict.fromkeys(p.dataset for p in todo):
             cache.fetch(name)  # once, here, not in every worker
         todo = [plan.with_run_spec() for plan in todo]  # reference returns read once, here
+        for plan in todo:
+            record_config(plan)  # waiting runs are visible in the records (`offbench status`)
         dev = device if isinstance(device, torch.device) else resolve_device(device)
         launcher = launcher or LocalLauncher(workers, threads)
         groups = group_seeds(todo, parts=launcher.parts(len(todo), dev), most=seeds_together, cpu=dev.type == "cpu")

@@ -19,7 +19,7 @@ import torch
 
 from offbench.errors import OffbenchError, UsageError
 from offbench.launch.base import Sink
-from offbench.launch.events import report_start
+from offbench.launch.events import RecordProgress, report_start
 from offbench.train import RunPlan, execute_seeds
 
 INSTALL_HINT = "pip install 'offbench[slurm]'"
@@ -131,8 +131,10 @@ class SlurmLauncher:
         for group in groups:
             report_start(group, sink.report)
         pending = dict(zip(jobs, groups))
+        progress = RecordProgress(groups, sink.report)
         try:
             while pending:
+                progress.poll()
                 for job in [j for j in pending if j.done()]:
                     group = pending.pop(job)
                     try:
