@@ -324,6 +324,8 @@ def _key_value(text: str, option: str = "--set") -> tuple[str, str]:
               help="Any other sbatch option (e.g. account=lab, qos=high, exclude=node3).")
 @click.option("--slurm-cluster", type=click.Choice(["slurm", "local"]), default=None,
               help="'local': run the Slurm tasks on this machine through submitit's local executor.")
+@click.option("--detach", "slurm_detach", is_flag=True, default=None,
+              help="With --launcher slurm: return once the tasks are submitted ('offbench status' watches them).")
 def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int | None, device: str,
         sets: tuple[str, ...], results: Path | None, workers: int | None, threads: int | None, launcher: str,
         **backend_options: Any) -> None:
@@ -353,6 +355,10 @@ def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int
         raise Interrupted("interrupted: run the same command again to resume unfinished runs") from None
     for s in outcome.skipped:
         console.print(f"skipped (finished): {s['dataset']}/{s['algo']}/seed-{s['seed']} score {s['score_last']:.1f}")
+    if outcome.submitted:
+        console.print(f"{len(outcome.submitted)} runs submitted, {len(outcome.skipped)} already done; watch them with "
+                      f"'offbench status --results {root} --watch 60'")
+        return
     console.print(f"{len(outcome.finished)} finished, {len(outcome.skipped)} already done, "
                   f"{len(outcome.failed)} failed; results in {root} ('offbench report --results {root}')")
     if outcome.failed:
@@ -367,8 +373,12 @@ def _launcher(name: str, results: Path, workers: int | None, threads: int | None
     from offbench.launch import LocalLauncher
 
     for prefix, backend in (("slurm", "Slurm"), ("ray", "Ray")):
-        given = [f"--{k.replace('_', '-')}" for k, v in options.items() if k.startswith(prefix) and v not in (None, ())]
+        given = ["--detach" if k == "slurm_detach" else f"--{k.replace('_', '-')}"
+                 for k, v in options.items() if k.startswith(prefix) and v not in (None, ())]
         if given and name != prefix:
+            if given == ["--detach"]:
+                raise UsageError("--detach is for --launcher slurm: local processes and Ray tasks end with the "
+                                 "command that started them (for Ray: 'ray job submit -- offbench run ...')")
             raise UsageError(f"{', '.join(given)}: {backend} options need --launcher {prefix}")
     if name == "local":
         return LocalLauncher(workers, threads)
@@ -394,7 +404,8 @@ def _launcher(name: str, results: Path, workers: int | None, threads: int | None
     options = SlurmOptions(partition=slurm["slurm_partition"], gpus_per_job=slurm["slurm_gpus_per_job"] or 0,
                            cpus_per_job=slurm["slurm_cpus_per_job"] or 1,
                            time_minutes=parse_time(slurm["slurm_time"]) if slurm["slurm_time"] else 60,
-                           mem=slurm["slurm_mem"], extra=extra, cluster=slurm["slurm_cluster"] or "slurm")
+                           mem=slurm["slurm_mem"], extra=extra, cluster=slurm["slurm_cluster"] or "slurm",
+                           detach=bool(slurm["slurm_detach"]))
     launcher = SlurmLauncher(options, results)
     launcher.executor()  # submitit and sbatch present: fail before anything runs
     return launcher
@@ -455,7 +466,8 @@ class _RunDisplay:
                 "resume": f"resume: {label} resuming from step {step:,}/{total:,}",
                 "restart": f"restart: {label} from step 0 (it stopped before its first checkpoint)",
                 "eval": f"eval: {label} step {step:,}/{total:,} {shown}",
-                "done": f"done: {label} {shown}", "failed": f"failed: {label}"}.get(event)
+                "done": f"done: {label} {shown}", "failed": f"failed: {label}",
+                "submitted": f"submitted: {label} ({total:,} steps)"}.get(event)
         now = self.clock()
         if line is None and event == "progress" and now - self.last_line.get(label, now) >= self.quiet_limit:
             line = f"progress: {label} step {step:,}/{total:,} {shown}"

@@ -104,7 +104,7 @@ SeedProgress = Callable[[int, int, int, "float | None"], None]  # (seed index, s
 
 
 def execute_seeds(plans: list[RunPlan], device: torch.device | str = "auto", progress: SeedProgress | None = None,
-                  checkpoint_seconds: float = 30.0) -> list[dict[str, Any]]:
+                  checkpoint_seconds: float = 30.0, fetch_missing: bool = True) -> list[dict[str, Any]]:
     """Train and evaluate several seeds of one (dataset, algorithm, config) together; resume them
     if interrupted; return their summaries in order.
 
@@ -114,7 +114,9 @@ def execute_seeds(plans: list[RunPlan], device: torch.device | str = "auto", pro
     checkpointed, with the random number generators, at every evaluation and at least every
     ``checkpoint_seconds``, always between two steps, so a run killed at any moment resumes from
     its last checkpoint and ends with the same metrics as if it had never stopped. ``device``: a
-    ``torch.device``, or a name for :func:`~offbench.devices.resolve_device`.
+    ``torch.device``, or a name for :func:`~offbench.devices.resolve_device`. ``fetch_missing``:
+    fetch a dataset that is not cached (a task on a cluster node is not allowed to: its launcher
+    fetched the data once, and a node that does not see it fails naming the path).
     """
     keys = {(p.dataset, p.algo, p.config_hash, p.results) for p in plans}
     if len(keys) != 1 or len({p.seed for p in plans}) != len(plans):
@@ -135,7 +137,8 @@ def execute_seeds(plans: list[RunPlan], device: torch.device | str = "auto", pro
                         progress(left[k], step, total, score)
 
                 dev = device if isinstance(device, torch.device) else resolve_device(device)
-                done_now = _execute([plans[i].with_run_spec() for i in left], dev, seed_progress, checkpoint_seconds)
+                done_now = _execute([plans[i].with_run_spec() for i in left], dev, seed_progress, checkpoint_seconds,
+                                    fetch_missing)
                 summaries.update(zip(left, done_now))
     return [summaries[i] for i in range(len(plans))]
 
@@ -151,20 +154,20 @@ def record_config(plan: RunPlan) -> None:
 
 
 def _execute(plans: list[RunPlan], dev: torch.device, progress: SeedProgress,
-             checkpoint_seconds: float) -> list[dict[str, Any]]:
+             checkpoint_seconds: float, fetch_missing: bool = True) -> list[dict[str, Any]]:
     plan0, cfg = plans[0], plans[0].config
     for plan in plans:
         record_config(plan)
         plan.dir.failed.unlink(missing_ok=True)  # tried again: no longer a failure
     rngs = [np.random.default_rng(p.seed) for p in plans]
-    data = cache.load(plan0.dataset)
+    data = cache.load(plan0.dataset, fetch_missing)
     spec = plan0.spec
     cls = get_algorithm(plan0.algo)
     most = cls.most_seeds(cpu=False) or len(plans)
     if len(plans) > most:  # more seeds than one instance trains: in turn
         return [summary for k in range(0, len(plans), most)
                 for summary in _execute(plans[k : k + most], dev,
-                                        lambda j, *a, k=k: progress(k + j, *a), checkpoint_seconds)]
+                                        lambda j, *a, k=k: progress(k + j, *a), checkpoint_seconds, fetch_missing)]
     algo = cls.for_data(cfg, data, spec, dev, [p.seed for p in plans])
     steps = cfg.steps if algo.trainable else 0
     sampler = seed_batches(algo, [algo.make_sampler(data, rng) for rng in rngs]) if steps else None

@@ -220,3 +220,41 @@ def test_a_run_prints_progress_lines_between_evaluations(isolated: Path, launche
     assert progress, p.stdout
     steps = [int(line.split(" step ")[1].split("/")[0].replace(",", "")) for line in progress]
     assert steps == sorted(steps) and 0 < steps[0] and steps[-1] <= 6000 and progress[0].count("/6,000") == 1
+
+
+def test_a_task_whose_node_lacks_the_dataset_fails_naming_the_path(isolated: Path) -> None:
+    """Tasks never download: the command fetches each dataset once. A task that does not find it
+    (a node that does not see OFFBENCH_HOME) fails in one line naming the path it looked at."""
+    pytest.importorskip("submitit")
+    import torch
+
+    from offbench.data.cache import dataset_path
+    from offbench.launch import RunOutcome, Sink, plan_runs
+    from offbench.launch.slurm import SlurmLauncher, SlurmOptions
+
+    plans = plan_runs(["keytodoor-1k"], ["bc"], 1, isolated / "r", steps=2, eval_episodes=1)
+    outcome = RunOutcome()
+    SlurmLauncher(SlurmOptions(cluster="local"), isolated / "r").run([plans], torch.device("cpu"),
+                                                                     Sink(outcome, lambda *a: None))
+    ((plan, why),) = outcome.failed
+    assert f"keytodoor-1k is not cached (no {dataset_path('keytodoor-1k')})" in why and "\n" not in why
+    assert not dataset_path("keytodoor-1k").exists()  # the task did not download it
+    assert json.loads(plan.dir.failed.read_text())["error"] == why  # `offbench status` shows it
+
+
+def test_detached_slurm_tasks_finish_on_their_own_and_status_sees_them(isolated: Path) -> None:
+    pytest.importorskip("submitit")
+    results = isolated / "r"
+    p = offbench(*SWEEP, "--results", str(results), "--launcher", "slurm", "--slurm-cluster", "local", "--detach")
+    assert p.returncode == 0, p.stderr
+    assert "4 runs submitted" in p.stdout and "offbench status" in p.stdout
+    assert sum(line.startswith("submitted: keytodoor-1k/") for line in p.stdout.splitlines()) == 4
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        groups = json.loads(offbench("status", "--json", "--results", str(results)).stdout)["groups"]
+        if sum(g["finished"] for g in groups) == 4:
+            break
+        time.sleep(1)
+    assert sum(g["finished"] for g in groups) == 4, groups
+    line = one_line_error(offbench(*SWEEP, "--detach"), 2)
+    assert "--detach is for --launcher slurm" in line

@@ -110,7 +110,8 @@ def load(name: str, fetch_missing: bool = True) -> Dataset:
     path = dataset_path(name)
     if not path.is_file():
         if not fetch_missing:
-            raise OffbenchError(f"{name} is not cached; run 'offbench fetch {name}'")
+            raise OffbenchError(f"{name} is not cached (no {path}); run 'offbench fetch {name}' where "
+                                f"OFFBENCH_HOME is the one this process sees")
         fetch(name)
     arrays, attrs = store.read(path)
     pinned = get_spec(spec.stored_as).content_sha256

@@ -28,6 +28,12 @@ class Sink:
             self.outcome.finished.append(summary)
             self.report("done", plan.label, summary["steps"], summary["steps"], summary["score_last"])
 
+    def submitted(self, group: list[RunPlan]) -> None:
+        """The group runs on its own (a detached cluster job); its records will say how it went."""
+        for plan in group:
+            self.outcome.submitted.append(plan)
+            self.report("submitted", plan.label, 0, plan.config.steps, None)
+
     def failed(self, group: list[RunPlan], message: str) -> None:
         for plan in group:
             self.outcome.failed.append((plan, message))

@@ -22,6 +22,7 @@ class RunOutcome:
     finished: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[dict[str, Any]] = field(default_factory=list)
     failed: list[tuple[RunPlan, str]] = field(default_factory=list)
+    submitted: list[RunPlan] = field(default_factory=list)  # handed to a cluster that runs them on its own
 
 
 class RunsFailed(OffbenchError):

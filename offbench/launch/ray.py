@@ -62,7 +62,7 @@ def run_seed_group(plans: list[RunPlan], device: str, threads: int, home: str | 
     if home:
         os.environ["OFFBENCH_HOME"] = home
     torch.set_num_threads(threads)
-    return execute_seeds(plans, torch.device(device))
+    return execute_seeds(plans, torch.device(device), fetch_missing=False)  # fetched once, by the command
 
 
 class RayLauncher:

@@ -9,6 +9,7 @@ process on this machine): for tests, and for trying a Slurm sweep on a laptop. J
 
 from __future__ import annotations
 
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -37,6 +38,7 @@ class SlurmOptions:
     mem: str | None = None
     extra: dict[str, str] = field(default_factory=dict)  # --slurm-opt KEY=VALUE: any other sbatch option
     cluster: str = "slurm"  # or "local": submitit's local executor
+    detach: bool = False  # return once submitted (the tasks run on their own)
 
     def sbatch_parameters(self) -> dict[str, Any]:
         """The options as submitit's ``SlurmExecutor.update_parameters`` takes them."""
@@ -87,7 +89,7 @@ class SeedGroupTask:
 
     def __call__(self, plans: list[RunPlan], device: str, threads: int) -> list[dict[str, Any]]:
         torch.set_num_threads(threads)
-        return execute_seeds(plans, torch.device(device))
+        return execute_seeds(plans, torch.device(device), fetch_missing=False)  # fetched once, by the command
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         import submitit
@@ -128,6 +130,10 @@ class SlurmLauncher:
         task_device = "cuda" if self.options.gpus_per_job else device.type
         jobs = executor.map_array(SeedGroupTask(), groups, [task_device] * len(groups),
                                   [self.options.cpus_per_job] * len(groups))
+        if self.options.detach:
+            for group in groups:
+                sink.submitted(group)
+            return
         for group in groups:
             report_start(group, sink.report)
         pending = dict(zip(jobs, groups))
@@ -150,5 +156,12 @@ class SlurmLauncher:
 
 
 def _last_line(error: BaseException) -> str:
-    lines = [line for line in str(error).strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else type(error).__name__
+    """The task's own error from submitit's report (its traceback, then where the logs are): the
+    traceback's last line, without the exception's module path for offbench's one-line errors."""
+    parts = re.split(r"-{10,}", str(error).strip())
+    trace = parts[1] if len(parts) >= 3 else parts[0]
+    lines = [line.strip() for line in trace.splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    name, sep, message = lines[-1].partition(": ")
+    return message if sep and name.startswith("offbench.errors.") else lines[-1]
