@@ -305,6 +305,9 @@ def _key_value(text: str, option: str = "--set") -> tuple[str, str]:
 @click.option("--results", type=click.Path(path_type=Path), default=None, help="Results directory (default ./results).")
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Parallel runs (default: one per free CPU core).")
 @_threads_option
+@click.option("--log", "log", default=None, metavar="NAME[,NAME]",
+              help="Also stream each run's metrics to tensorboard (<run>/tensorboard) and/or wandb; "
+                   "metrics.jsonl stays the record.")
 @click.option("--launcher", type=click.Choice(["local", "ray", "slurm"]), envvar="OFFBENCH_LAUNCHER", default="local",
               show_default=True, help="Where runs execute: this machine's processes, Ray tasks, or Slurm tasks "
                                       "(through submitit); also OFFBENCH_LAUNCHER.")
@@ -327,8 +330,8 @@ def _key_value(text: str, option: str = "--set") -> tuple[str, str]:
 @click.option("--detach", "slurm_detach", is_flag=True, default=None,
               help="With --launcher slurm: return once the tasks are submitted ('offbench status' watches them).")
 def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int | None, device: str,
-        sets: tuple[str, ...], results: Path | None, workers: int | None, threads: int | None, launcher: str,
-        **backend_options: Any) -> None:
+        sets: tuple[str, ...], results: Path | None, workers: int | None, threads: int | None, log: str | None,
+        launcher: str, **backend_options: Any) -> None:
     """Train and evaluate every (dataset, algorithm, seed) combination.
 
     Finished runs are skipped; interrupted ones resume from their last checkpoint.
@@ -346,7 +349,8 @@ def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int
     dev = resolve_device(device)  # once, before anything runs
     root = results or default_results_root()
     backend = _launcher(launcher, root, workers, threads, backend_options)
-    plans = plan_runs(_split(envs), _split(algos), seeds, root, list(sets), steps, eval_episodes)
+    plans = plan_runs(_split(envs), _split(algos), seeds, root, list(sets), steps, eval_episodes,
+                      tuple(_split(log)) if log else ())
     ensure_writable(root)
     try:
         with _RunDisplay(plans) as display:

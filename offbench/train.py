@@ -23,6 +23,7 @@ from offbench.data import cache
 from offbench.data.spec import DatasetSpec
 from offbench.devices import resolve_device
 from offbench.evaluate import rollout
+from offbench.loggers import make_loggers
 from offbench.paths import write_json_atomic, write_text_atomic
 from offbench.results import RunDir, config_hash, read_json, read_metrics
 from offbench.runlock import run_lock
@@ -42,6 +43,9 @@ class RunPlan:
     seed: int
     results: Path
     spec: DatasetSpec
+    #: Metric streams beside metrics.jsonl (``tensorboard``, ``wandb``: :mod:`offbench.loggers`);
+    #: not part of the run's identity.
+    loggers: tuple[str, ...] = ()
 
     def with_run_spec(self) -> RunPlan:
         """This plan with reference returns known, read from the cached data where the registry
@@ -174,15 +178,22 @@ def _execute(plans: list[RunPlan], dev: torch.device, progress: SeedProgress,
     checkpoints = [p.dir.checkpoint for p in plans]
     start, before = restore_checkpoints(checkpoints, algo, rngs)
     evals = [[r for r in _truncate_log(p.dir.metrics, start) if r.get("kind") == "eval"] for p in plans]
+    streams = [make_loggers(p.loggers, p.dir.root, f"{p.config_hash}-{p.seed}", p.label,
+                            f"{p.dataset}/{p.algo}/{p.config_hash}", {**cfg.to_dict(), "seed": p.seed}, start)
+               for p in plans]
     log_every = max(1, min(steps // 50, 1000)) if steps else 1
     t0 = time.perf_counter()
     elapsed = lambda: before + time.perf_counter() - t0  # noqa: E731  (over every part of an interrupted run)
     with contextlib.ExitStack() as stack:
         logs = [stack.enter_context(open(p.dir.metrics, "a")) for p in plans]
+        for stream in (s for per_run in streams for s in per_run):
+            stack.callback(stream.close)
 
         def record(i: int, entry: dict[str, Any]) -> None:
             logs[i].write(json.dumps(entry) + "\n")
             logs[i].flush()
+            for stream in streams[i]:
+                stream.log(entry)
 
         def evaluate_all(step: int) -> None:
             for i, entry in enumerate(evaluate(algo, plans, step)):

@@ -9,6 +9,7 @@ from offbench.algos import get_algorithm
 from offbench.checkpoints import checkpoint_step
 from offbench.data.spec import get_spec, resolve_names
 from offbench.errors import UsageError
+from offbench.loggers import check_loggers
 from offbench.train import RunPlan
 
 
@@ -31,9 +32,11 @@ def split_overrides(sets: list[str], algos: list[str]) -> dict[str, dict[str, st
 
 
 def plan_runs(datasets: list[str], algos: list[str], seeds: int, results: Path, sets: list[str] | None = None,
-              steps: int | None = None, eval_episodes: int | None = None) -> list[RunPlan]:
+              steps: int | None = None, eval_episodes: int | None = None,
+              loggers: tuple[str, ...] = ()) -> list[RunPlan]:
     """Every (dataset, algorithm, seed) combination with its resolved config. Validates all names
-    and ``--set`` keys before anything runs."""
+    and ``--set`` keys (and that the ``loggers`` are installed) before anything runs."""
+    check_loggers(loggers)
     if seeds < 1:
         raise UsageError(f"--seeds must be >= 1, got {seeds}")
     if steps is not None and steps < 0:
@@ -50,7 +53,7 @@ def plan_runs(datasets: list[str], algos: list[str], seeds: int, results: Path, 
                 raise UsageError(f"--{key.replace('_', '-')} {budget[key]} and --set {key}={overrides[algo][key]} both "
                                  f"set {key}; give one")
             cfg = cls.Config.resolve(spec, {**budget, **overrides[algo]})
-            plans.extend(RunPlan(name, algo, cfg, seed, results, spec) for seed in range(seeds))
+            plans.extend(RunPlan(name, algo, cfg, seed, results, spec, loggers) for seed in range(seeds))
     return plans
 
 
