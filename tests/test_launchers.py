@@ -258,3 +258,33 @@ def test_detached_slurm_tasks_finish_on_their_own_and_status_sees_them(isolated:
     assert sum(g["finished"] for g in groups) == 4, groups
     line = one_line_error(offbench(*SWEEP, "--detach"), 2)
     assert "--detach is for --launcher slurm" in line
+
+
+@pytest.fixture(scope="module")
+def pendulum(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, str], Path]:
+    """A generated continuous-action set (the D4RL recipe on Pendulum-v1, tiny budgets; no MuJoCo
+    needed) and the records of a bc,iql sweep on it through the local pool."""
+    from tests.test_generate import TINY
+
+    home = tmp_path_factory.mktemp("pendulum")
+    env = {"OFFBENCH_HOME": str(home / "cache")}
+    p = offbench("generate", "Pendulum-v1", "--preset", "tiny", "--levels", "medium", *TINY, env=env, timeout=600)
+    assert p.returncode == 0, p.stderr
+    local = home / "local"
+    p = offbench(*PENDULUM_SWEEP, "--results", str(local), "--workers", "4", "--threads", "1", env=env)
+    assert p.returncode == 0, p.stderr
+    return env, local
+
+
+PENDULUM_SWEEP = ["run", "--algo", "bc,iql", "--env", "pendulum-medium-local", "--seeds", "2", "--steps", "30",
+                  "--eval-episodes", "1", "--set", "eval_every=15"]
+
+
+@pytest.mark.parametrize("launcher", ["ray", "slurm"])
+def test_continuous_algorithms_on_a_generated_set_match_across_launchers(pendulum, launcher: str, tmp_path: Path) -> None:
+    pytest.importorskip("ray" if launcher == "ray" else "submitit")
+    env, local = pendulum
+    flags = ["--launcher", "ray"] if launcher == "ray" else ["--launcher", "slurm", "--slurm-cluster", "local"]
+    p = offbench(*PENDULUM_SWEEP, "--results", str(tmp_path / launcher), *flags, env=env)
+    assert p.returncode == 0 and "4 finished" in p.stdout, p.stderr
+    assert records(tmp_path / launcher) == records(local) and len(records(local)) == 4

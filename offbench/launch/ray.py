@@ -99,9 +99,9 @@ class RayLauncher:
             check_reachable(address)
         quiet = not os.environ.get("OFFBENCH_VERBOSE")  # Ray's start-up notices only with --verbose
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=not quiet,
+            ray.init(address=address or "local", include_dashboard=False, log_to_driver=not quiet,
                      logging_level=logging.ERROR if quiet else logging.INFO,
-                     **({} if address else {"num_cpus": os.cpu_count() or 1}))
+                     **({} if address else {"num_cpus": os.cpu_count() or 1}))  # "local": a runtime of its own
         except ConnectionError as e:  # it answered, but not as a Ray cluster that lets us in
             raise OffbenchError(f"cannot join the Ray cluster at {address}: {_cause(e)}; nothing was submitted "
                                 "(a cluster with token authentication needs its token: see Ray's docs)") from None
