@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -229,6 +230,7 @@ def _execute(plans: list[RunPlan], dev: torch.device, progress: SeedProgress,
             "score_last": last["score"], "score_best": best["score"], "best_step": best["step"],
             "return_last": last["return"], "return_best": best["return"],
             "targets_last": last["targets"], "device": str(dev), "seeds_together": len(plans),
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "train_seconds": seconds, "threads": torch.get_num_threads(), "offbench_version": __version__,
         }
         write_json_atomic(plan.dir.summary, summary)

@@ -17,7 +17,7 @@ from tests.test_cli import offbench, one_line_error
 SWEEP = ["run", "--algo", "bc,pbc", "--env", "keytodoor-1k", "--seeds", "2", "--steps", "40", "--eval-episodes", "4",
          "--set", "eval_every=20"]
 #: Summary fields that say how a run was executed rather than what it computed.
-EXECUTION = {"train_seconds", "threads", "seeds_together"}
+EXECUTION = {"train_seconds", "threads", "seeds_together", "cuda_visible_devices"}
 
 
 def records(root: Path) -> dict[str, tuple[dict, list[dict]]]:
@@ -288,3 +288,29 @@ def test_continuous_algorithms_on_a_generated_set_match_across_launchers(pendulu
     p = offbench(*PENDULUM_SWEEP, "--results", str(tmp_path / launcher), *flags, env=env)
     assert p.returncode == 0 and "4 finished" in p.stdout, p.stderr
     assert records(tmp_path / launcher) == records(local) and len(records(local)) == 4
+
+
+def test_visible_gpus_follow_cuda_visible_devices() -> None:
+    from offbench.launch.local import visible_gpus
+
+    assert visible_gpus("2,5", 2) == ["2", "5"]
+    assert visible_gpus(None, 3) == ["0", "1", "2"]
+    assert visible_gpus("", 2) == ["0", "1"]
+    assert visible_gpus("4,6,7", 2) == ["4", "6"]  # more names than devices torch sees
+
+
+def test_each_pool_worker_sees_only_its_own_gpu(isolated: Path) -> None:
+    """Where several GPUs are visible, the local pool pins worker i to GPU i through
+    CUDA_VISIBLE_DEVICES, set in the worker before anything touches CUDA. Shown on the CPU path
+    (the variable is set all the same; each run's summary records it): two groups, two workers,
+    GPU names 7 and 9."""
+    import torch
+
+    from offbench.launch import RunOutcome, Sink, plan_runs
+    from offbench.launch.local import _run_in_pool
+
+    plans = plan_runs(["keytodoor-1k"], ["bc"], 2, isolated / "r", steps=2, eval_episodes=1)
+    outcome = RunOutcome()
+    _run_in_pool([plans[:1], plans[1:]], torch.device("cpu"), Sink(outcome, lambda *a: None), 2, 1, ["7", "9"])
+    assert not outcome.failed
+    assert sorted(s["cuda_visible_devices"] for s in outcome.finished) == ["7", "9"]

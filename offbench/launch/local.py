@@ -28,8 +28,10 @@ _events: Any = None  # in a worker: the queue that carries progress events to th
 _share: CoreShare | None = None  # in a worker: its share of the cores, held for the worker's life
 
 
-def _worker_init(threads: int | None, events: Any) -> None:
+def _worker_init(threads: int | None, events: Any, gpus: Any = None) -> None:
     global _events, _share
+    if gpus is not None:  # one GPU per worker: set before anything in this process touches CUDA
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus.get()
     _events = events
     _share = CoreShare(threads).__enter__()
     atexit.register(_share.__exit__)
@@ -53,20 +55,40 @@ def _worker(plans: list[RunPlan], device: torch.device) -> list[dict[str, Any]]:
 
 
 def default_workers(n_runs: int, device: torch.device, free: int) -> int:
-    """CPU: one process per ``free`` core (each single-threaded); CUDA: a few processes share the GPU."""
-    return max(1, min(n_runs, free if device.type == "cpu" else 4))
+    """CPU: one process per ``free`` core (each single-threaded); one GPU: a few processes share
+    it; several GPUs: one process per GPU."""
+    if device.type == "cpu":
+        return max(1, min(n_runs, free))
+    return max(1, min(n_runs, len(visible_gpus()) if len(visible_gpus()) > 1 else 4))
+
+
+def visible_gpus(env: str | None = None, count: int | None = None) -> list[str]:
+    """The ids of the GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` names them (that
+    variable's entries where it is set, else 0..count-1)."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES") if env is None else env
+    count = (torch.cuda.device_count() if torch.cuda.is_available() else 0) if count is None else count
+    if env is not None and env.strip():
+        return [g.strip() for g in env.split(",") if g.strip()][:count]
+    return [str(i) for i in range(count)]
 
 
 class LocalLauncher:
-    """``workers`` processes on this machine (default: one per free core on a CPU, 4 on a GPU),
-    each with ``threads`` torch threads (default: its share of the free cores, re-measured while
-    it runs); one worker runs in this process."""
+    """``workers`` processes on this machine (default: one per free core on a CPU, 4 sharing one
+    GPU, one per GPU where several are visible, each seeing only its own), each with ``threads``
+    torch threads (default: its share of the free cores, re-measured while it runs); one worker
+    runs in this process."""
 
     def __init__(self, workers: int | None = None, threads: int | None = None) -> None:
         self.workers, self.threads = workers, threads
+        self.gpus: list[str] = []
 
     def parts(self, runs: int, device: torch.device) -> int:
+        """CPU: one group per worker; several GPUs: one per GPU (each group one model on its GPU);
+        one GPU: every config's seeds as one model."""
         self.n = self.workers or default_workers(runs, device, free_cores())
+        self.gpus = visible_gpus() if device.type == "cuda" and not self.workers else []
+        if len(self.gpus) > 1:
+            return min(self.n, len(self.gpus))
         return self.n if device.type == "cpu" else 1
 
     def run(self, groups: list[list[RunPlan]], device: torch.device, sink: Sink) -> None:
@@ -75,7 +97,7 @@ class LocalLauncher:
             with CoreShare(self.threads) as share:
                 _run_in_process(groups, device, sink, share)
             return
-        _run_in_pool(groups, device, sink, n, self.threads)
+        _run_in_pool(groups, device, sink, n, self.threads, self.gpus[:n] if len(self.gpus) > 1 else None)
 
 
 def _run_in_process(groups: list[list[RunPlan]], device: torch.device, sink: Sink, share: CoreShare) -> None:
@@ -95,11 +117,19 @@ def _run_in_process(groups: list[list[RunPlan]], device: torch.device, sink: Sin
         sink.finished(group, summaries)
 
 
-def _run_in_pool(groups: list[list[RunPlan]], device: torch.device, sink: Sink, n: int, threads: int | None) -> None:
-    """``n`` spawned worker processes, one group at a time each; progress comes back on a queue."""
+def _run_in_pool(groups: list[list[RunPlan]], device: torch.device, sink: Sink, n: int, threads: int | None,
+                 gpus: list[str] | None = None) -> None:
+    """``n`` spawned worker processes, one group at a time each (with ``gpus``: worker ``i`` sees
+    only GPU ``gpus[i]``); progress comes back on a queue."""
     ctx = mp.get_context("spawn")
     events = ctx.Queue()
-    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init, initargs=(threads, events)) as pool:
+    gpu_ids = None
+    if gpus:
+        gpu_ids = ctx.Queue()
+        for gpu in gpus:
+            gpu_ids.put(gpu)
+    with ProcessPoolExecutor(n, mp_context=ctx, initializer=_worker_init,
+                             initargs=(threads, events, gpu_ids)) as pool:
         futures: dict[Future, list[RunPlan]] = {}
         for group in groups:
             futures[pool.submit(_worker, group, device)] = group
