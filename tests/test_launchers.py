@@ -314,3 +314,31 @@ def test_each_pool_worker_sees_only_its_own_gpu(isolated: Path) -> None:
     _run_in_pool([plans[:1], plans[1:]], torch.device("cpu"), Sink(outcome, lambda *a: None), 2, 1, ["7", "9"])
     assert not outcome.failed
     assert sorted(s["cuda_visible_devices"] for s in outcome.finished) == ["7", "9"]
+
+
+@pytest.mark.parametrize("launcher", [["--launcher", "ray"], ["--launcher", "slurm", "--slurm-cluster", "local"]],
+                         ids=["ray", "slurm"])
+def test_ctrl_c_cancels_the_submitted_tasks_and_keeps_their_checkpoints(isolated: Path, launcher: list[str]) -> None:
+    pytest.importorskip("ray" if "ray" in launcher else "submitit")
+    import subprocess
+    import sys
+
+    args = ["run", "--algo", "bc", "--env", "keytodoor-1k", "--steps", "100000", "--eval-episodes", "1",
+            "--set", "eval_every=200", "--results", str(isolated / "r"), *launcher]
+    assert offbench("fetch", "keytodoor-1k").returncode == 0
+    proc = subprocess.Popen([sys.executable, "-m", "offbench", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.monotonic() + 120
+    while not list((isolated / "r").glob("*/*/*/seed-0/checkpoint.pt")) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    run = next((isolated / "r").glob("*/*/*/seed-0"))
+    step = json.loads(offbench("status", "--json", "--results", str(isolated / "r")).stdout)["runs"][0]
+    assert step["state"] == "waiting" and step["step"] >= 200  # no task trains it any more; its checkpoint stays
+    time.sleep(2)
+    size = (run / "metrics.jsonl").stat().st_size
+    time.sleep(2)
+    assert (run / "metrics.jsonl").stat().st_size == size  # really stopped
+    assert (run / "checkpoint.pt").exists() and not (run / "summary.json").exists()
