@@ -13,7 +13,6 @@ Writes a Markdown table (default ``benchmarks/launchers.md``) with the machine, 
 from __future__ import annotations
 
 import argparse
-import datetime
 import os
 import statistics
 import subprocess
@@ -22,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from machine import describe
+from machine import write_table
 
 LAUNCHERS = {
     "local": [],
@@ -59,27 +58,13 @@ def main() -> None:
                 per_run[name].append(wall / args.runs)
                 print(f"{name} repeat {k}: {wall:.2f} s", flush=True)
     base = statistics.median(per_run["local"])
-    rows = [f"| {name} | {statistics.median(v):.2f} | {min(v):.2f}-{max(v):.2f} | "
-            f"{statistics.median(v) - base:+.2f} |" for name, v in per_run.items()]
-    command = "python benchmarks/launchers.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out")
-    text = "\n".join([
-        "# Launcher overhead per run",
-        "",
-        f"One `offbench run` of {args.runs} runs (bc on keytodoor-1k, {args.steps} steps, one evaluation episode) "
-        f"per repeat, {args.repeats} repeats per launcher, each into a fresh results tree; seconds per run = the "
-        "command's wall time / runs. Overhead: median seconds per run minus the local pool's.",
-        "",
-        "| launcher | s per run (median) | range | overhead vs local |",
-        "|---|---|---|---|",
-        *rows,
-        "",
-        f"Machine: {describe()}.",
-        f"Date: {datetime.date.today().isoformat()}. Command: `{command}`.",
-        "",
-    ])
-    args.out.write_text(text)
-    print(text)
+    rows = [[name, f"{statistics.median(v):.2f}", f"{min(v):.2f}-{max(v):.2f}", f"{statistics.median(v) - base:+.2f}"]
+            for name, v in per_run.items()]
+    write_table(args, "launchers.py", "Launcher overhead per run",
+                f"One `offbench run` of {args.runs} runs (bc on keytodoor-1k, {args.steps} steps, one evaluation "
+                f"episode) per repeat, {args.repeats} repeats per launcher, each into a fresh results tree; seconds "
+                "per run = the command's wall time / runs. Overhead: median seconds per run minus the local pool's.",
+                ["launcher", "s per run (median)", "range", "overhead vs local"], rows)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,6 @@ with the machine, date and command to ``--out`` and prints it.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
 import subprocess
@@ -30,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from machine import describe
+from machine import write_table
 from offbench.cores import given_cores
 
 
@@ -101,26 +100,13 @@ def main() -> None:
                 row.append(f"{sum(values) / len(values):.0f} ({min(values):.0f}-{max(values):.0f}); wall {wall:.0f} s")
                 print(label, how, [round(v) for v in values], f"wall {wall:.1f} s", flush=True)
             rows.append(row)
-    command = "python benchmarks/threads.py " + " ".join(
-        f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if k != "out")
-    text = "\n".join([
-        "# Training speed when the CPU is shared",
-        "",
-        f"{args.algo} on {args.env}, {args.steps} steps per run; steps/s per job: mean (min-max over jobs), and the "
-        f"scenario's wall time. \"before\": what offbench 0.1.0 used (`--threads {default}`, torch's default, in a "
-        "command with one worker; cores / workers in each of several workers); \"offbench\": no `--threads` "
-        "(each process's share of the free cores, re-measured every few seconds and re-split at once when an offbench process starts or ends).",
-        "",
-        "| scenario | before | offbench |",
-        "|---|---|---|",
-        *(f"| {' | '.join(r)} |" for r in rows),
-        "",
-        f"Machine: {describe()}; {cores} cores given to the process.",
-        f"Date: {datetime.date.today().isoformat()}. Command: `{command}`.",
-        "",
-    ])
-    args.out.write_text(text)
-    print(text)
+    write_table(args, "threads.py", "Training speed when the CPU is shared",
+                f"{args.algo} on {args.env}, {args.steps} steps per run; steps/s per job: mean (min-max over jobs), "
+                f"and the scenario's wall time. \"before\": what offbench 0.1.0 used (`--threads {default}`, torch's "
+                "default, in a command with one worker; cores / workers in each of several workers); \"offbench\": no "
+                "`--threads` (each process's share of the free cores, re-measured every few seconds and re-split at "
+                "once when an offbench process starts or ends).",
+                ["scenario", "before", "offbench"], rows, f"; {cores} cores given to the process")
 
 
 if __name__ == "__main__":
