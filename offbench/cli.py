@@ -178,14 +178,15 @@ def info(name: str, as_json: bool) -> None:
 @click.argument("names", nargs=-1)
 @click.option("--all", "fetch_all", is_flag=True, help="Every registered dataset (not the -sparse variants, derived on load).")
 @click.option("--force", is_flag=True, help="Rebuild even if cached (the old file stays until the new one is complete).")
-@click.option("--mirror", metavar="BASE", envvar="OFFBENCH_MIRROR", default=None,
-              help="Download from a mirror holding the upstream files under the same relative paths ($OFFBENCH_MIRROR).")
+@click.option("--mirror", "mirrors", metavar="BASE", envvar="OFFBENCH_MIRROR", multiple=True,
+              help="Download from a mirror holding the upstream files under the same relative paths; several are "
+                   "tried in order until one serves the file ($OFFBENCH_MIRROR: space-separated).")
 @click.option("--from-file", "from_file", type=click.Path(path_type=Path), default=None,
               help="Import a D4RL HDF5 file copied from elsewhere (one dataset).")
 @click.option("--from-dir", "from_dir", type=click.Path(path_type=Path), default=None,
               help="Import a Minari dataset directory or a DQN-replay directory (one dataset).")
 @click.option("--workers", type=click.IntRange(min=1), default=4, show_default=True, help="Parallel downloads.")
-def fetch(names: tuple[str, ...], fetch_all: bool, force: bool, mirror: str | None, from_file: Path | None,
+def fetch(names: tuple[str, ...], fetch_all: bool, force: bool, mirrors: tuple[str, ...], from_file: Path | None,
           from_dir: Path | None, workers: int) -> None:
     """Download or build datasets into the cache ($OFFBENCH_HOME, default ~/.cache/offbench).
 
@@ -205,11 +206,11 @@ def fetch(names: tuple[str, ...], fetch_all: bool, force: bool, mirror: str | No
     if from_file and from_dir:
         raise click.UsageError("give --from-file or --from-dir, not both")
     chosen = base_names() if fetch_all else resolve_names(list(names))
-    if mirror:
+    if mirrors:
         chosen = _mirrored(chosen, set(names))
     try:
         with _download_progress() as progress:
-            outcome = fetch_many(chosen, force=force, mirror=mirror, local=from_file or from_dir,
+            outcome = fetch_many(chosen, force=force, mirror=mirrors or None, local=from_file or from_dir,
                                  workers=workers, progress=progress)
     except KeyboardInterrupt:
         raise Interrupted("interrupted: run the same fetch again to resume the downloads") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -258,3 +259,60 @@ def test_a_full_disk_is_an_error_not_a_corrupt_cache(mirror, tmp_path: Path) -> 
     assert "disk full" in line
     assert not cache.is_cached("hopper-medium")
     assert not list((tmp_path / "cache").rglob("*.part")) and not list((tmp_path / "cache").rglob("*.hdf5"))
+
+
+def test_mirrors_are_tried_in_order_until_one_serves_the_file(tmp_path: Path) -> None:
+    """Three mirrors: the first answers 404 (an empty tree), the second an HTML page for every
+    path, the third holds the file. The fetch ends with the third's file, named in the record."""
+    empty, portal, good = (tmp_path / n for n in ("empty", "portal", "good"))
+    for root in (empty, portal, good):
+        root.mkdir()
+    path, src = hopper_file(good)
+    with serve(empty) as a, serve(portal) as b, serve(good) as c:
+        b.html = True
+        cache.fetch("hopper-medium", mirror=(a.url, b.url, c.url))
+        assert [r[0] for r in a.requests] == [r[0] for r in b.requests] == ["gym_mujoco_v2/hopper_medium-v2.hdf5"]
+    data = cache.load("hopper-medium", fetch_missing=False)
+    np.testing.assert_array_equal(data.observations, src["observations"])
+    assert cache.info("hopper-medium")["origin"] == c.url + "gym_mujoco_v2/hopper_medium-v2.hdf5"
+
+
+def test_when_every_mirror_refuses_the_error_names_each_and_nothing_is_cached(tmp_path: Path) -> None:
+    empty, portal = tmp_path / "empty", tmp_path / "portal"
+    empty.mkdir()
+    portal.mkdir()
+    with serve(empty) as a, serve(portal) as b:
+        b.html = True
+        with pytest.raises(OffbenchError) as err:
+            cache.fetch("hopper-medium", mirror=(a.url, b.url))
+    line = str(err.value)
+    assert "\n" not in line and "from any of 2 places" in line
+    assert f"{a.url}gym_mujoco_v2/hopper_medium-v2.hdf5: HTTP 404" in line and "HTML page" in line
+    assert not cache.dataset_path("hopper-medium").exists()
+    assert not list((tmp_path / "cache").rglob("*.hdf5"))  # the portal's page was not kept as the file
+
+
+def test_datasets_toml_mirrors_follow_the_upstream_base_url(tmp_path: Path) -> None:
+    """A spec's ``mirrors`` (after its ``base_url``) are used without --mirror."""
+    from offbench.data.sources.base import FetchContext
+    from offbench.data.spec import get_spec
+
+    spec = get_spec("hopper-medium")
+    spec = dataclasses.replace(spec, params={**spec.params, "mirrors": ["http://m1/", "http://m2/"]})
+    job = FetchContext(downloads=tmp_path).downloads_of(spec, "gym_mujoco_v2/x.hdf5")
+    assert job.urls == (spec.params["base_url"] + "gym_mujoco_v2/x.hdf5", "http://m1/gym_mujoco_v2/x.hdf5",
+                        "http://m2/gym_mujoco_v2/x.hdf5")
+    given = FetchContext(downloads=tmp_path, mirror=("http://a/", "http://b/")).downloads_of(spec, "f")
+    assert given.urls == ("http://a/f", "http://b/f")  # mirrors given on the command line replace the list
+
+
+def test_fetch_takes_several_mirrors_on_the_command_line(tmp_path: Path) -> None:
+    empty, good = tmp_path / "empty", tmp_path / "good"
+    empty.mkdir()
+    hopper_file(good)
+    with serve(empty) as a, serve(good) as b:
+        p = offbench("fetch", "hopper-medium", "--mirror", a.url, "--mirror", b.url)
+        assert p.returncode == 0 and "hopper-medium: cached" in p.stdout, p.stderr
+        assert len(a.requests) == 1 and len(b.requests) == 1
+    p = offbench("info", "hopper-medium")
+    assert b.url in p.stdout

@@ -126,6 +126,7 @@ class Server:
         self.root = root
         self.cut_after: dict[str, int] = {}
         self.chunked: set[str] = set()  # paths answered with Transfer-Encoding: chunked (no Content-Length)
+        self.html = False  # answer every path with a 200 HTML page (a portal or an index page, not the file)
         self.requests: list[tuple[str, str | None]] = []
         server = self
 
@@ -138,6 +139,14 @@ class Server:
             def do_GET(self) -> None:
                 rel = urllib.parse.unquote(urllib.parse.urlparse(self.path).path).lstrip("/")
                 server.requests.append((rel, self.headers.get("Range")))
+                if server.html:
+                    page = b"<html><body>Sign in to continue</body></html>"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/html; charset=utf-8")
+                    self.send_header("Content-Length", str(len(page)))
+                    self.end_headers()
+                    self.wfile.write(page)
+                    return
                 path = (server.root / rel).resolve()
                 if server.root.resolve() not in path.parents or not path.is_file():
                     self.send_error(404)

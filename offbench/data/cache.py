@@ -53,12 +53,12 @@ def is_cached(name: str) -> bool:
     return dataset_path(name).is_file()
 
 
-def fetch(name: str, force: bool = False, mirror: str | None = None, local: Path | None = None,
+def fetch(name: str, force: bool = False, mirror: str | tuple[str, ...] | None = None, local: Path | None = None,
           workers: int = 4, progress: Any = None) -> Path:
     """Make dataset ``name`` available in the cache and return its path.
 
-    Already cached: nothing is done (unless ``force``). Otherwise the source downloads (from
-    ``mirror`` if given) or imports (``local``: a file or directory copied from elsewhere) the
+    Already cached: nothing is done (unless ``force``). Otherwise the source downloads (from the
+    ``mirror`` or mirrors if given, tried in order) or imports (``local``: a file or directory copied from elsewhere) the
     data and converts it; the arrays' ``content_sha256`` is checked against ``datasets.toml`` when
     it pins one, and only then is the canonical file written (atomically). On any failure the
     cache holds no file under the dataset's name that was not there before.
@@ -86,8 +86,8 @@ class Fetched:
     error: OffbenchError | None = None
 
 
-def fetch_many(names: list[str], force: bool = False, mirror: str | None = None, local: Path | None = None,
-               workers: int = 4, progress: Any = None) -> list[Fetched]:
+def fetch_many(names: list[str], force: bool = False, mirror: str | tuple[str, ...] | None = None,
+               local: Path | None = None, workers: int = 4, progress: Any = None) -> list[Fetched]:
     """Fetch several datasets, ``workers`` at a time (downloads overlap); one failure does not stop
     the others. Variants resolve to their base dataset, fetched once."""
     check_local_import(names, local)

@@ -4,7 +4,10 @@ A file is fetched to ``<dest>.part``; an interrupted transfer leaves the ``.part
 next attempt asks the server for the remaining bytes only (``Range: bytes=N-``). A file counts as
 complete only when its size equals the server's Content-Length and its sha256 matches the pinned
 one (if any); then a record ``<dest>.json`` (url, size, sha256, when) is written and the file is
-renamed to ``dest``. Callers run several downloads in parallel threads (``cancel`` stops one).
+renamed to ``dest``. A download may name several URLs (upstream, then mirrors): a server that
+answers with an error, an HTML page, or a file of the wrong size or digest is passed over for the
+next, and the record names the one that served the file. Callers run several downloads in
+parallel threads (``cancel`` stops one).
 """
 
 from __future__ import annotations
@@ -34,11 +37,17 @@ ALTERNATIVES = "use --mirror BASE (or $OFFBENCH_MIRROR) or --from-file/--from-di
 
 @dataclass(frozen=True)
 class Download:
-    """One file to fetch: where from, where to, and the sha256 it must have (empty: any)."""
+    """One file to fetch: where from (``url``, then each of ``fallbacks`` in turn if it fails),
+    where to, and the sha256 it must have (empty: any)."""
 
     url: str
     dest: Path
     sha256: str = ""
+    fallbacks: tuple[str, ...] = ()
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        return (self.url, *self.fallbacks)
 
 
 @dataclass(frozen=True)
@@ -78,8 +87,13 @@ def completed(job: Download) -> Downloaded | None:
 
 def discard(dest: Path) -> None:
     """Forget a downloaded file (e.g. after it failed to convert), so the next fetch starts over."""
-    for p in (dest, record_path(dest), dest.with_name(dest.name + ".part")):
+    for p in (dest, record_path(dest), dest.with_name(dest.name + ".part"), dest.with_name(dest.name + ".part.url")):
         p.unlink(missing_ok=True)
+
+
+class Rejected(OffbenchError):
+    """A server answered, but not with the file (an error status, an HTML page, a wrong size or
+    digest): the next URL of the download may serve it."""
 
 
 def _open(url: str, offset: int) -> Any:
@@ -91,10 +105,10 @@ def _open(url: str, offset: int) -> Any:
     except urllib.error.HTTPError as e:
         if e.code == 416 and offset:  # the partial file is not a prefix the server knows: start over
             return None
-        raise OffbenchError(f"cannot download {url}: HTTP {e.code} {e.reason}; {ALTERNATIVES}") from None
+        raise Rejected(f"cannot download {url}: HTTP {e.code} {e.reason}; {ALTERNATIVES}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", None) or e
-        raise OffbenchError(f"cannot download {url}: {reason}; {ALTERNATIVES}") from None
+        raise Rejected(f"cannot download {url}: {reason}; {ALTERNATIVES}") from None
 
 
 def _total_size(resp: Any, offset: int, url: str) -> tuple[int | None, int]:
@@ -113,7 +127,8 @@ class Cancelled(OffbenchError):
 
 
 def download(job: Download, progress: Any = None, cancel: threading.Event | None = None) -> Downloaded:
-    """Fetch ``job.url`` to ``job.dest`` (resuming a ``.part`` file) and verify it; see module doc.
+    """Fetch ``job.url`` (or, where a server refuses, each of ``job.fallbacks`` in turn) to
+    ``job.dest`` (resuming a ``.part`` file from the same server) and verify it; see module doc.
 
     ``progress`` is an optional ``rich.progress.Progress``. Raises :class:`OffbenchError` with one
     line naming the URL on any failure; a partial file is kept only where resuming can finish it.
@@ -121,23 +136,44 @@ def download(job: Download, progress: Any = None, cancel: threading.Event | None
     job.dest.parent.mkdir(parents=True, exist_ok=True)
     with open(job.dest.with_name(job.dest.name + ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another fetch of the same file waits, then finds it complete
-        return _download_locked(job, progress, cancel)
+        done = completed(job)
+        if done is not None:
+            return done
+        refused: list[Rejected] = []
+        for url in job.urls:  # upstream first, then each mirror, until one serves the file
+            try:
+                return _download_from(job, url, progress, cancel)
+            except Rejected as e:
+                refused.append(e)
+        if len(refused) == 1:
+            raise refused[0]
+        tried = "; ".join(str(e).split(f"; {ALTERNATIVES}")[0].removeprefix("cannot download ") for e in refused)
+        raise OffbenchError(f"cannot download {job.dest.name} from any of {len(refused)} places ({tried}); "
+                            f"{ALTERNATIVES}")
 
 
-def _download_locked(job: Download, progress: Any, cancel: threading.Event | None) -> Downloaded:
-    done = completed(job)
-    if done is not None:
-        return done
+def _download_from(job: Download, url: str, progress: Any, cancel: threading.Event | None) -> Downloaded:
     part = job.dest.with_name(job.dest.name + ".part")
-    offset = part.stat().st_size if part.exists() else 0
-    resp = _open(job.url, offset)
-    if resp is None:
+    origin = part.with_name(part.name + ".url")  # where the partial file came from
+
+    def drop() -> None:
         part.unlink(missing_ok=True)
+        origin.unlink(missing_ok=True)
+    if part.exists() and (not origin.exists() or origin.read_text() != url):
+        drop()  # another server's bytes: a prefix of this one's file only if they are the same file
+    offset = part.stat().st_size if part.exists() else 0
+    resp = _open(url, offset)
+    if resp is None:
+        drop()
         offset = 0
-        resp = _open(job.url, 0)
+        resp = _open(url, 0)
     task = None
     with resp:
-        total, offset = _total_size(resp, offset, job.url)
+        if resp.headers.get_content_type() == "text/html":
+            raise Rejected(f"cannot download {url}: the server answered with an HTML page, not the file; "
+                           f"{ALTERNATIVES}")
+        total, offset = _total_size(resp, offset, url)
+        origin.write_text(url)
         if progress is not None:
             task = progress.add_task(job.dest.name, total=total, completed=offset)
         written, dropped = offset, False
@@ -147,7 +183,7 @@ def _download_locked(job: Download, progress: Any, cancel: threading.Event | Non
                 f.truncate()
                 while True:
                     if cancel is not None and cancel.is_set():
-                        raise Cancelled(f"download of {job.url} cancelled at {written:,} bytes (kept to resume)")
+                        raise Cancelled(f"download of {url} cancelled at {written:,} bytes (kept to resume)")
                     try:
                         chunk = resp.read(CHUNK)
                     except http.client.IncompleteRead as e:
@@ -166,22 +202,27 @@ def _download_locked(job: Download, progress: Any, cancel: threading.Event | Non
                 f.flush()
                 os.fsync(f.fileno())
         except OSError as e:
-            part.unlink(missing_ok=True)
+            drop()
             raise OffbenchError(f"cannot write {part}: {e.strerror or e} (disk full?); nothing was cached") from None
     if dropped or (total is not None and written != total):
         shown = f"{total:,}" if total is not None else "an unknown number of"
-        raise OffbenchError(f"download of {job.url} stopped at {written:,} of {shown} bytes; "
+        if total is not None and written > total:  # more than it announced: not a file to resume
+            drop()
+            raise Rejected(f"cannot download {url}: it sent {written:,} bytes after announcing {total:,}; "
+                           f"{ALTERNATIVES}")
+        raise OffbenchError(f"download of {url} stopped at {written:,} of {shown} bytes; "
                             "run the same fetch again to resume it")
     digest = sha256_file(part)
     if job.sha256 and digest != job.sha256:
-        part.unlink()
-        raise OffbenchError(f"{job.url}: sha256 {digest[:16]}... differs from the pinned {job.sha256[:16]}...; "
-                            "the file was discarded (a mirror with a different file?)")
+        drop()
+        raise Rejected(f"{url}: sha256 {digest[:16]}... differs from the pinned {job.sha256[:16]}...; "
+                       "the file was discarded (a mirror with a different file?)")
     fetched = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    rec = {"url": job.url, "size": written, "sha256": digest, "fetched": fetched}
+    rec = {"url": url, "size": written, "sha256": digest, "fetched": fetched}
     os.replace(part, job.dest)
+    origin.unlink(missing_ok=True)
     write_json_atomic(record_path(job.dest), rec)
-    return Downloaded(url=job.url, path=job.dest, size=written, sha256=digest, fetched=fetched)
+    return Downloaded(url=url, path=job.dest, size=written, sha256=digest, fetched=fetched)
 
 
 def url_join(base: str, relative: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from offbench.data.download import Download, url_join
 from offbench.data.spec import DatasetSpec
 from offbench.errors import UsageError
 from offbench.paths import inside
@@ -21,15 +22,25 @@ class FetchContext:
     """How to obtain the raw data: download directory, mirror, local copy, parallelism, progress."""
 
     downloads: Path
-    mirror: str | None = None
+    mirror: str | tuple[str, ...] | None = None
     local: Path | None = None
     workers: int = 4
     progress: Any = None
 
-    def base_url(self, spec: DatasetSpec) -> str:
-        """The mirror (``--mirror`` or ``$OFFBENCH_MIRROR``) if given, else the spec's ``base_url``."""
-        mirror = self.mirror or os.environ.get("OFFBENCH_MIRROR")
-        return mirror or spec.params["base_url"]
+    def base_urls(self, spec: DatasetSpec) -> list[str]:
+        """Where to download from, in order: the mirrors given (``--mirror``, several allowed, or
+        ``$OFFBENCH_MIRROR``, separated by spaces) if any, else the dataset's ``base_url`` and then
+        its ``mirrors`` from ``datasets.toml``."""
+        given = self.mirror or os.environ.get("OFFBENCH_MIRROR", "").split()
+        mirrors = [given] if isinstance(given, str) else list(given)
+        return list(dict.fromkeys(mirrors or [spec.params["base_url"], *spec.params.get("mirrors", [])]))
+
+    def downloads_of(self, spec: DatasetSpec, relative: str, sha256: str = "", quote: bool = False) -> Download:
+        """The download of ``relative`` (a path under the base URL) from every place of
+        :meth:`base_urls`, in order, into :meth:`download_path`."""
+        rel = relative.replace("$", "%24") if quote else relative
+        urls = [url_join(base, rel) for base in self.base_urls(spec)]
+        return Download(urls[0], self.download_path(spec, relative), sha256, tuple(urls[1:]))
 
     def download_path(self, spec: DatasetSpec, relative: str) -> Path:
         """Where a downloaded upstream file is kept: ``downloads/<source>/<relative path>``."""

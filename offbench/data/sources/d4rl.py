@@ -15,7 +15,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from offbench.data.download import Download, discard, download, sha256_file, url_join
+from offbench.data.download import discard, download, sha256_file
 from offbench.data.sources.base import SOURCES, Arrays, FetchContext
 from offbench.data.spec import DatasetSpec
 from offbench.errors import OffbenchError
@@ -81,12 +81,10 @@ def build(spec: DatasetSpec, ctx: FetchContext) -> tuple[Arrays, dict[str, Any]]
             raise OffbenchError(f"{path}: sha256 {digest[:16]}... differs from the pinned {pinned[:16]}...; not cached")
         arrays = read_hdf5(path, obs_dim, act_dim)
         return arrays, {"origin": str(path.resolve()), "file_sha256": digest}
-    rel = spec.params["file"]
-    url = url_join(ctx.base_url(spec), rel)
-    got = download(Download(url, ctx.download_path(spec, rel), pinned), ctx.progress)
+    got = download(ctx.downloads_of(spec, spec.params["file"], pinned), ctx.progress)
     try:
         arrays = read_hdf5(got.path, obs_dim, act_dim)
     except OffbenchError as e:
         discard(got.path)
-        raise OffbenchError(f"{e} (downloaded from {url}; discarded)") from None
-    return arrays, {"origin": url, "file_sha256": got.sha256, "downloaded": got.fetched}
+        raise OffbenchError(f"{e} (downloaded from {got.url}; discarded)") from None
+    return arrays, {"origin": got.url, "file_sha256": got.sha256, "downloaded": got.fetched}

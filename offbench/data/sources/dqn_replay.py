@@ -31,7 +31,7 @@ from typing import Any, BinaryIO
 
 import numpy as np
 
-from offbench.data.download import Download, discard, download, url_join
+from offbench.data.download import discard, download
 from offbench.data.sources.base import SOURCES, Arrays, FetchContext
 from offbench.data.spec import DatasetSpec
 from offbench.errors import OffbenchError
@@ -204,6 +204,7 @@ class Files:
         self.pool = ThreadPoolExecutor(max_workers=max(1, ctx.workers)) if self.local is None else None
         self.pending: dict[int, list[Future]] = {}
         self.cancel = threading.Event()
+        self.origins: dict[str, None] = {}  # the directories the files came from (upstream or a mirror)
 
     def _local_dir(self, root: Path) -> Path:
         if not root.exists():
@@ -217,12 +218,8 @@ class Files:
     def prefetch(self, ckpt: int) -> None:
         if self.pool is None or ckpt in self.pending:
             return
-        base = self.ctx.base_url(self.spec)
-        jobs = []
-        for element in STORE + EXTRA:
-            rel = f"{self.rel_dir}/{file_name(element, ckpt)}"
-            url = url_join(base, rel.replace("$", "%24"))
-            jobs.append(Download(url, self.ctx.download_path(self.spec, rel)))
+        jobs = [self.ctx.downloads_of(self.spec, f"{self.rel_dir}/{file_name(element, ckpt)}", quote=True)
+                for element in STORE + EXTRA]
         self.pending[ckpt] = [self.pool.submit(download, j, self.ctx.progress, self.cancel) for j in jobs]
 
     def get(self, ckpt: int) -> dict[str, Path]:
@@ -235,6 +232,7 @@ class Files:
             return files
         self.prefetch(ckpt)
         got = [f.result() for f in self.pending[ckpt]]
+        self.origins.update(dict.fromkeys(g.url.rsplit("/", 1)[0] for g in got))
         return {e: g.path for e, g in zip(elements, got)}
 
     def discard(self, ckpt: int) -> None:
@@ -331,7 +329,7 @@ def sample_subset(spec: DatasetSpec, ctx: FetchContext) -> tuple[Arrays, dict[st
         "episode_starts": np.asarray(starts, dtype=np.int64),
     }
     arrays["stack_indices"] = stack_indices(arrays["episode_starts"], n, stack)
-    attrs = {"origin": files.local and str(files.local) or url_join(ctx.base_url(spec), files.rel_dir),
+    attrs = {"origin": files.local and str(files.local) or ", ".join(files.origins),
              "checkpoints_read": sorted(ckpts), "frame_stack": stack, "num_actions": int(p["num_actions"]),
              "recipe": f"DT: random checkpoint of {first}..{first + count - 1}, {per_visit} whole episodes per visit "
                        f"from a per-checkpoint cursor within the first {limit} rows, until {target} transitions"}
