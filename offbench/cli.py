@@ -256,6 +256,47 @@ def _download_progress() -> Progress:
 
 
 @main.command()
+@click.argument("name")
+@click.option("--from-file", "from_file", type=click.Path(path_type=Path), default=None,
+              help="A D4RL-style .hdf5 file or an .npz with the D4RL keys.")
+@click.option("--from-dir", "from_dir", type=click.Path(path_type=Path), default=None,
+              help="A Minari dataset directory.")
+@click.option("--env", "env_id", required=True, help="The gymnasium environment that evaluates policies trained on it.")
+@click.option("--ref-min", type=float, default=None, help="The return scored 0 (default: the dataset's worst episode).")
+@click.option("--ref-max", type=float, default=None, help="The return scored 100 (default: the dataset's best episode).")
+@click.option("--env-kwargs", default=None, metavar="JSON", help="Keyword arguments for gymnasium.make, as JSON.")
+@click.option("--force", is_flag=True, help="Replace a dataset registered under NAME on this machine.")
+def register(name: str, from_file: Path | None, from_dir: Path | None, env_id: str, ref_min: float | None,
+             ref_max: float | None, env_kwargs: str | None, force: bool) -> None:
+    """Add your own dataset under NAME: fetch, run, info and report then treat it like a built-in.
+
+    The data are checked against the environment's spaces first; nothing is registered if they
+    do not fit. The entry goes to $OFFBENCH_HOME/local-datasets.toml, the data to the cache.
+
+    \b
+    Example:
+      offbench register my-pendulum --from-file logs/pendulum.npz --env Pendulum-v1
+      offbench register my-hopper --from-file hopper_mine.hdf5 --env Hopper-v4 --ref-min -20 --ref-max 3234
+      offbench run --algo bc,iql --env my-pendulum --seeds 3
+    """
+    from offbench.data.register import register_dataset
+
+    if (from_file is None) == (from_dir is None):
+        raise click.UsageError("give the data with --from-file or --from-dir")
+    kwargs = None
+    if env_kwargs:
+        try:
+            kwargs = json.loads(env_kwargs)
+        except ValueError as e:
+            raise UsageError(f"--env-kwargs {env_kwargs}: not JSON ({e})") from None
+        if not isinstance(kwargs, dict):
+            raise UsageError(f"--env-kwargs {env_kwargs}: expected a JSON object such as '{{\"g\": 9.8}}'")
+    entry = register_dataset(name, from_file or from_dir, env_id, ref_min, ref_max, kwargs, force)
+    console.print(f"{name}: registered ({entry['kind']}, evaluated on {env_id}, references {entry['ref_min_return']:g} "
+                  f"to {entry['ref_max_return']:g}); 'offbench info {name}' shows it")
+
+
+@main.command()
 @click.argument("env")
 @click.option("--preset", type=click.Choice(["tiny", "quick", "d4rl"]), default="quick", show_default=True,
               help="tiny: <= 2 min on a 2-core CPU (tests); quick: <= 30 min; d4rl: D4RL's sizes (GPU recommended).")

@@ -110,10 +110,20 @@ def _load(path: Path, mtime: float) -> dict[str, DatasetSpec]:
 
 
 def local_registry_path() -> Path:
-    """Datasets made on this machine (``offbench generate``): ``$OFFBENCH_HOME/local-datasets.toml``."""
+    """Datasets made or registered on this machine (``offbench generate``, ``offbench register``):
+    ``$OFFBENCH_HOME/local-datasets.toml``."""
     from offbench.paths import cache_root
 
     return cache_root() / "local-datasets.toml"
+
+
+def builtin_specs() -> dict[str, DatasetSpec]:
+    """The datasets of ``datasets.toml`` alone (not those registered or generated on this machine)."""
+    path = registry_path()
+    try:
+        return _load(path, path.stat().st_mtime)
+    except OSError:
+        raise OffbenchError(f"dataset registry not found: {path}") from None
 
 
 def all_specs() -> dict[str, DatasetSpec]:
@@ -168,7 +178,8 @@ def register_local(entries: dict[str, dict[str, Any]]) -> Path:
     path = local_registry_path()
     tables = tomlfile.read(path) if path.exists() else {}
     tables.update(entries)
-    lines = ["# Datasets made on this machine by `offbench generate`; read with datasets.toml.", ""]
+    lines = ["# Datasets made or registered on this machine (`offbench generate`, `offbench register`); read with "
+             "datasets.toml.", ""]
     for name, table in tables.items():
         lines.append(f'["{name}"]')
         lines += [f"{k} = {_toml_value(v)}" for k, v in table.items()]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Any
 
@@ -69,3 +70,16 @@ class DelayedReward(gym.Wrapper):
         else:
             reward = 0.0
         return obs, reward, terminated, truncated, info
+
+
+def env_domain(env_id: str) -> str:
+    """The family of a gymnasium environment, from its entry point: ``mujoco`` (Hopper-v5, ...),
+    ``classic_control`` (Pendulum-v1), ``box2d``, ...; ``gymnasium`` when unknown."""
+    try:
+        entry = str(gym.spec(env_id).entry_point)
+    except gym.error.Error:
+        return "gymnasium"
+    if "mujoco" in entry:
+        return "mujoco"
+    found = re.match(r"gymnasium\.envs\.(\w+)", entry)
+    return found.group(1) if found else "gymnasium"

@@ -35,7 +35,7 @@ from offbench.data.dataset import Dataset
 from offbench.data.sources import Arrays
 from offbench.data.sources.d4rl import episode_starts
 from offbench.data.spec import all_specs, register_local
-from offbench.envs.factory import make_gym_env
+from offbench.envs.factory import env_domain, make_gym_env
 from offbench.errors import OffbenchError, UsageError
 from offbench.generate.sac import policy_fn, rollouts, train_sac
 
@@ -204,19 +204,6 @@ def generate_d4rl(env: str, preset: str = "quick", levels: list[str] | None = No
     register_local(entries)
     log(f"references: random {ref_min:.1f}, expert {ref_max:.1f}")
     return list(names.values())
-
-
-def env_domain(env_id: str) -> str:
-    """The family of a gymnasium environment, from its entry point: ``mujoco`` (Hopper-v5, ...),
-    ``classic_control`` (Pendulum-v1), ``box2d``, ...; ``gymnasium`` when unknown."""
-    try:
-        entry = str(gym.spec(env_id).entry_point)
-    except gym.error.Error:
-        return "gymnasium"
-    if "mujoco" in entry:
-        return "mujoco"
-    found = re.match(r"gymnasium\.envs\.(\w+)", entry)
-    return found.group(1) if found else "gymnasium"
 
 
 def _whole(arrays: Arrays) -> Arrays:

@@ -1,0 +1,94 @@
+"""``offbench register``: a user's own dataset (D4RL-style HDF5, ``.npz`` with the D4RL keys, or a
+Minari directory) added to ``$OFFBENCH_HOME/local-datasets.toml`` and the cache, so that ``fetch``,
+``run``, ``info`` and ``report`` treat it like a built-in.
+
+The data are checked against the evaluation environment's spaces before anything is written;
+the dataset's name never replaces a built-in one, nor a registered one unless asked
+(``force``). Without reference returns, scores are normalized between the dataset's worst and
+best episode returns, and the score's name says so.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from offbench.data import cache
+from offbench.data.dataset import Dataset
+from offbench.data.sources.registered import read_input
+from offbench.data.spec import SPARSE, all_specs, builtin_specs, register_local
+from offbench.envs.factory import env_domain, make_gym_env
+from offbench.errors import UsageError
+
+NAME = re.compile(r"[a-z0-9][a-z0-9._-]*")
+
+
+def check_name(name: str, force: bool) -> None:
+    if not NAME.fullmatch(name) or name.endswith(SPARSE):
+        raise UsageError(f"'{name}': a dataset name is lowercase letters, digits, '.', '_' and '-' (not ending "
+                         f"in '{SPARSE}', kept for the delayed-reward variants)")
+    if name in builtin_specs():
+        raise UsageError(f"'{name}' is a built-in dataset; register yours under another name")
+    if name in all_specs() and not force:
+        raise UsageError(f"'{name}' is already registered on this machine; --force replaces it")
+
+
+def check_spaces(arrays: dict[str, np.ndarray], env: gym.Env, where: str, env_id: str) -> bool:
+    """Whether the data fit the environment's observation and action spaces (a one-line error
+    naming both shapes if not); True for discrete actions."""
+    obs_shape = tuple(arrays["observations"].shape[1:])
+    space = env.observation_space
+    if space.shape is None or tuple(space.shape) != obs_shape:
+        raise UsageError(f"{where}: observations are {obs_shape} wide, but {env_id} observes {space.shape}; "
+                         "nothing was registered")
+    actions, act_space = arrays["actions"], env.action_space
+    if isinstance(act_space, gym.spaces.Discrete):
+        if actions.ndim != 1 or actions.dtype.kind not in "iu" or actions.min() < 0 or actions.max() >= act_space.n:
+            raise UsageError(f"{where}: {env_id} takes one of {act_space.n} discrete actions; the data's actions "
+                             f"are {actions.dtype} {tuple(actions.shape[1:])}; nothing was registered")
+        return True
+    if tuple(actions.shape[1:]) != tuple(act_space.shape or ()):
+        raise UsageError(f"{where}: actions are {tuple(actions.shape[1:])} wide, but {env_id} takes "
+                         f"{act_space.shape}; nothing was registered")
+    return False
+
+
+def register_dataset(name: str, path: Path, env_id: str, ref_min: float | None = None, ref_max: float | None = None,
+                     env_kwargs: dict[str, Any] | None = None, force: bool = False) -> dict[str, Any]:
+    """Read ``path``, check it against ``env_id``'s spaces, cache it and register it as ``name``;
+    return the registry entry."""
+    check_name(name, force)
+    if (ref_min is None) != (ref_max is None):
+        raise UsageError("give both --ref-min and --ref-max (the returns scored 0 and 100), or neither")
+    if ref_min is not None and ref_max is not None and not ref_max > ref_min:
+        raise UsageError(f"--ref-max ({ref_max}) must be above --ref-min ({ref_min})")
+    arrays, kind = read_input(path)
+    env = make_gym_env(env_id, **(env_kwargs or {}))
+    try:
+        check_spaces(arrays, env, str(path), env_id)
+        spec_steps = env.spec.max_episode_steps if env.spec else None
+    finally:
+        env.close()
+    data = Dataset.from_arrays(arrays)
+    returns = data.episode_returns
+    score = "normalized score"
+    if ref_min is None or ref_max is None:
+        ref_min, ref_max = float(returns.min()), float(returns.max())
+        score = "normalized score (0 and 100: the dataset's worst and best episode)"
+    longest = int(np.diff(np.append(data.episode_starts, len(data))).max())
+    attrs = {"origin": str(path.resolve()), "input_kind": kind, "env": env_id}
+    digest = cache.save(name, "registered", arrays, attrs)
+    entry: dict[str, Any] = {
+        "description": f"registered from {path.name} ({kind})", "domain": env_domain(env_id), "source": "registered",
+        "env": env_id, "max_episode_steps": int(spec_steps or longest), "ref_min_return": ref_min,
+        "ref_max_return": ref_max, "score": score, "target_returns": [round(float(returns.max()), 3)],
+        "content_sha256": digest, "path": str(path.resolve()), "kind": kind}
+    if env_kwargs:
+        entry["env_kwargs"] = env_kwargs
+    register_local({name: entry})
+    return entry
+
