@@ -20,6 +20,8 @@ from typing import Any
 
 import pandas as pd
 
+from offbench.data.spec import file_name
+
 
 def config_hash(algo: str, dataset: str, config: dict[str, Any]) -> str:
     """A short, stable digest of everything that determines a run except its seed."""
@@ -35,7 +37,7 @@ class RunDir:
 
     @classmethod
     def of(cls, results: Path, dataset: str, algo: str, chash: str, seed: int) -> RunDir:
-        return cls(results / dataset / algo / chash / f"seed-{seed}")
+        return cls(results / file_name(dataset) / algo / chash / f"seed-{seed}")
 
     @property
     def config(self) -> Path:

@@ -37,7 +37,8 @@ def run_state(run: RunDir) -> RunState:
     config = read_json(run.config) or {}
     total = (config.get("config") or {}).get("steps")
     summary = read_json(run.summary)
-    common = {"dataset": algo_dir.parent.name, "algo": algo_dir.name, "config_hash": run.root.parent.name,
+    common = {"dataset": config.get("dataset", algo_dir.parent.name), "algo": algo_dir.name,
+              "config_hash": run.root.parent.name,
               "seed": seed, "total": total}
     if summary is not None:
         return RunState(**common, state="finished", step=int(summary.get("steps", total or 0)),

@@ -18,7 +18,7 @@ from offbench import __version__
 from offbench.data import store
 from offbench.data.dataset import Dataset
 from offbench.data.sources import FetchContext, get_source
-from offbench.data.spec import DatasetSpec, all_specs, get_spec
+from offbench.data.spec import DatasetSpec, all_specs, file_name, get_spec
 from offbench.data.variants import delayed_rewards
 from offbench.errors import OffbenchError, UsageError
 from offbench.paths import cache_root, inside
@@ -26,7 +26,7 @@ from offbench.paths import cache_root, inside
 
 def file_for(stored_name: str) -> Path:
     """The canonical file of a stored dataset, by name (registered or not yet)."""
-    return inside(cache_root(), "datasets", f"{stored_name}.hdf5")
+    return inside(cache_root(), "datasets", f"{file_name(stored_name)}.hdf5")
 
 
 def dataset_path(name: str) -> Path:
@@ -137,7 +137,8 @@ def run_spec(name: str) -> DatasetSpec:
         raise OffbenchError(f"{name}: no reference returns in datasets.toml nor in the cached data "
                             f"({'not cached' if not path.is_file() else 'its metadata has none'}); "
                             "add ref_min_return and ref_max_return to its datasets.toml entry")
-    return dataclasses.replace(spec, ref_min_return=float(lo), ref_max_return=float(hi))
+    targets = spec.target_returns or ((float(attrs["target_return"]),) if "target_return" in attrs else ())
+    return dataclasses.replace(spec, ref_min_return=float(lo), ref_max_return=float(hi), target_returns=targets)
 
 
 def _space_repr(data: Dataset) -> tuple[str, str]:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import fnmatch
+import importlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
@@ -141,12 +143,33 @@ def all_specs() -> dict[str, DatasetSpec]:
     return specs
 
 
+#: Datasets named by a catalogue's own id, ``PREFIX:ID`` (``minari:mujoco/pusher/expert-v0``):
+#: prefix -> the function that makes the spec from the catalogue's metadata. Sources add theirs.
+NAMESPACES: dict[str, Callable[[str], DatasetSpec]] = {}
+
+
 def get_spec(name: str) -> DatasetSpec:
-    """The spec named ``name``; a usage error naming the closest names otherwise."""
+    """The spec named ``name`` (registered, or ``PREFIX:ID`` in a catalogue); a usage error naming
+    the closest names otherwise."""
+    prefix, sep, ident = name.partition(":")
+    if sep and prefix.isidentifier():
+        importlib.import_module("offbench.data.sources")  # the sources add their namespaces
+        if prefix not in NAMESPACES:
+            raise UsageError(f"unknown dataset catalogue '{prefix}:' in '{name}'; catalogues: "
+                             f"{', '.join(f'{p}:' for p in sorted(NAMESPACES))}")
+        return NAMESPACES[prefix](ident)
     specs = all_specs()
     if name not in specs:
         raise unknown("dataset", name, specs)
     return specs[name]
+
+
+def file_name(name: str) -> str:
+    """``name`` as a path component: a catalogue id's ``/`` (``minari:mujoco/pusher/expert-v0``)
+    becomes ``__``; any other name is kept as it is (and refused by the path checks if it would
+    leave its directory)."""
+    prefix, sep, _ = name.partition(":")
+    return name.replace("/", "__") if sep and prefix.isidentifier() else name
 
 
 def base_names() -> list[str]:

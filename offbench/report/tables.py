@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from offbench.data.spec import all_specs
+from offbench.data.spec import all_specs, get_spec
+from offbench.errors import OffbenchError
 from offbench.report.stats import t_halfwidth
 
 STATS = {"last": "score_last", "best": "score_best"}
@@ -67,6 +68,11 @@ def score_table(runs: pd.DataFrame, stat: str = "last") -> pd.DataFrame:
 
 def domain_of(dataset: str) -> str:
     spec = all_specs().get(dataset)
+    if spec is None and ":" in dataset:  # a catalogue id (minari:...): its metadata says
+        try:
+            spec = get_spec(dataset)
+        except OffbenchError:
+            spec = None
     return spec.domain if spec else "other"
 
 

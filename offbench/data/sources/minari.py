@@ -10,6 +10,7 @@ truncations -> ``timeouts``; the reference returns come from the dataset's metad
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import json
 import logging
@@ -22,9 +23,11 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from offbench.data.dataset import Dataset
 from offbench.data.sources.base import SOURCES, Arrays, FetchContext
-from offbench.data.spec import DatasetSpec
-from offbench.errors import OffbenchError
+from offbench.data.spec import NAMESPACES, DatasetSpec
+from offbench.envs.factory import env_domain
+from offbench.errors import OffbenchError, UsageError, unknown
 
 METADATA_KEYS = ("dataset_id", "total_episodes", "total_steps", "observation_space", "action_space",
                  "minari_version", "data_format")
@@ -80,6 +83,77 @@ def load_by_id(dataset_id: str) -> Any:
                                 f"{minari_remote()}): {type(e).__name__}: {e}; use --from-dir with a copy "
                                 "of the dataset directory, or set MINARI_REMOTE") from None
     return open_dataset(data)
+
+
+def local_ids() -> list[str]:
+    """The dataset ids under the minari root."""
+    import minari
+
+    with _quiet("minari"):
+        try:
+            return sorted(minari.list_local_datasets())
+        except Exception:  # noqa: BLE001  (an unreadable root lists nothing)
+            return []
+
+
+def metadata(dataset_id: str) -> dict[str, Any]:
+    """A dataset's metadata: the local copy's, else the remote catalogue's (a one-line error with
+    the closest ids when neither has it)."""
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    if ".." in dataset_id.split("/") or dataset_id.startswith("/"):
+        raise UsageError(f"refusing minari id '{dataset_id}': it would leave the minari root")
+    local = get_dataset_path(dataset_id) / "data"
+    if (local / "metadata.json").is_file():
+        return check_metadata(local)
+    known, remote = local_ids(), {}
+    try:
+        import minari
+
+        with _quiet("huggingface_hub", "minari"):
+            remote = minari.list_remote_datasets()
+    except Exception:  # noqa: BLE001  (unreachable: the local catalogue is what we have)
+        pass
+    if dataset_id in remote:
+        return dict(remote[dataset_id])
+    if not known and not remote:
+        raise UsageError(f"unknown minari dataset '{dataset_id}': there are none under {local.parents[1]} and the "
+                         f"remote {minari_remote()} did not answer")
+    raise unknown("minari dataset", dataset_id, [*known, *remote])
+
+
+def spec_for_id(dataset_id: str) -> DatasetSpec:
+    """``minari:<id>``: a spec from the dataset's own metadata (the evaluation environment from its
+    ``eval_env_spec`` or ``env_spec``, reference returns from ``ref_min_score``/``ref_max_score``,
+    the episode cap from the env spec), with no ``datasets.toml`` entry."""
+    from minari.storage.datasets_root_dir import get_dataset_path
+
+    local = get_dataset_path(dataset_id) / "data" / "metadata.json" if ".." not in dataset_id else None
+    stamp = local.stat().st_mtime if local is not None and local.is_file() else 0.0
+    return _spec_for_id(dataset_id, stamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _spec_for_id(dataset_id: str, stamp: float) -> DatasetSpec:
+    """:func:`spec_for_id`, made once per metadata version (``stamp``: its file's mtime)."""
+    meta = metadata(dataset_id)
+    raw = meta.get("eval_env_spec") or meta.get("env_spec")
+    env_spec = json.loads(raw) if isinstance(raw, str) else raw
+    if not isinstance(env_spec, dict) or not env_spec.get("id"):
+        raise OffbenchError(f"minari:{dataset_id}: its metadata names no environment to evaluate in; register it "
+                            f"with 'offbench register NAME --from-dir <its directory> --env ENV_ID'")
+    lo, hi = meta.get("ref_min_score"), meta.get("ref_max_score")
+    return DatasetSpec(
+        name=f"minari:{dataset_id}", domain=env_domain(env_spec["id"]), source="minari", env=env_spec["id"],
+        env_kwargs=dict(env_spec.get("kwargs") or {}), max_episode_steps=int(env_spec.get("max_episode_steps") or 1000),
+        ref_min_return=None if lo is None else float(lo), ref_max_return=None if hi is None else float(hi),
+        target_returns=() if hi is None else (float(hi),),
+        score="normalized score" if lo is not None and hi is not None else
+        "normalized score (0 and 100: the dataset's worst and best episode)",
+        description=str(meta.get("description", ""))[:200], params={"minari_id": dataset_id, "by_id": True})
+
+
+NAMESPACES["minari"] = spec_for_id
 
 
 _quiet_lock = threading.Lock()
@@ -174,6 +248,10 @@ def build(spec: DatasetSpec, ctx: FetchContext) -> tuple[Arrays, dict[str, Any]]
     for ours, theirs in (("ref_min_return", "ref_min_score"), ("ref_max_return", "ref_max_score")):
         if meta.get(theirs) is not None:
             attrs[ours] = float(meta[theirs])
+    if spec.params.get("by_id") and "ref_max_return" not in attrs:  # no references: the data's own range
+        returns = Dataset.from_arrays(arrays).episode_returns
+        attrs.update(ref_min_return=float(returns.min()), ref_max_return=float(returns.max()),
+                     target_return=float(returns.max()))
     if isinstance(ds.action_space, gym.spaces.Discrete):
         attrs["num_actions"] = int(ds.action_space.n)
     return arrays, attrs
