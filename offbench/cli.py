@@ -108,16 +108,36 @@ def main(debug: bool, verbose: bool) -> None:
 @main.command("list")
 @click.argument("what", type=click.Choice(["datasets", "algos", "all"]), default="all")
 @click.option("--json", "as_json", is_flag=True, help="Print the lists as JSON.")
-def list_cmd(what: str, as_json: bool) -> None:
+@click.option("--remote", type=click.Choice(["minari"]), default=None,
+              help="List a remote catalogue's datasets instead (each usable as minari:<id>).")
+def list_cmd(what: str, as_json: bool, remote: str | None) -> None:
     """List registered datasets (source, cached, size on disk) and algorithms.
 
     \b
     Example:
       offbench list datasets
       offbench list datasets --json
+      offbench list datasets --remote minari
     """
     from offbench.algos import algorithm_names
     from offbench.data.cache import list_datasets
+
+    if remote:
+        if what != "datasets":
+            raise UsageError("--remote lists datasets: 'offbench list datasets --remote minari'")
+        from offbench.data.sources.minari import remote_catalogue
+
+        rows = remote_catalogue()
+        if as_json:
+            click.echo(json.dumps({"datasets": rows}, indent=1))
+            return
+        t = Table(title="remote Minari datasets")
+        for col in ("name", "episodes", "steps", "env"):
+            t.add_column(col)
+        for row in rows:
+            t.add_row(row["name"], str(row["episodes"]), str(row["steps"]), row["env"])
+        console.print(t)
+        return
 
     if as_json:
         from offbench.algos import get_algorithm

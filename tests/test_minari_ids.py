@@ -101,3 +101,11 @@ def test_a_minari_id_without_an_environment_says_how_to_register_it(minari_root:
     meta_path.write_text(json.dumps(meta))
     line = one_line_error(offbench("fetch", "minari:test/cartpole/noenv-v0"), 1)
     assert "names no environment" in line and "offbench register" in line
+
+
+def test_listing_an_unreachable_remote_catalogue_is_one_line(minari_root: Path) -> None:
+    """The remote catalogue is listed when it answers (not reachable from the test machine); when
+    it does not, one line names it."""
+    line = one_line_error(offbench("list", "datasets", "--remote", "minari"), 1)
+    assert "the remote Minari catalogue hf://offbench-test-nonexistent did not answer" in line
+    assert "--remote lists datasets" in one_line_error(offbench("list", "algos", "--remote", "minari"), 2)

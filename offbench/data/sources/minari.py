@@ -122,6 +122,27 @@ def metadata(dataset_id: str) -> dict[str, Any]:
     raise unknown("minari dataset", dataset_id, [*known, *remote])
 
 
+def remote_catalogue() -> list[dict[str, Any]]:
+    """The remote catalogue (``$MINARI_REMOTE``): each dataset's ``minari:<id>`` name, size and
+    environment; a one-line error when the remote does not answer."""
+    import minari
+
+    try:
+        with _quiet("huggingface_hub", "minari"):
+            remote = minari.list_remote_datasets()
+    except Exception as e:  # noqa: BLE001  (network, authentication or format errors alike)
+        detail = " ".join(str(e).split())[:200]
+        raise OffbenchError(f"the remote Minari catalogue {minari_remote()} did not answer ({type(e).__name__}: "
+                            f"{detail}); MINARI_REMOTE chooses another") from None
+    rows = []
+    for dataset_id, meta in sorted(remote.items()):
+        raw = meta.get("eval_env_spec") or meta.get("env_spec")
+        env = json.loads(raw).get("id", "") if isinstance(raw, str) and raw.startswith("{") else ""
+        rows.append({"name": f"minari:{dataset_id}", "episodes": meta.get("total_episodes"),
+                     "steps": meta.get("total_steps"), "env": env})
+    return rows
+
+
 def spec_for_id(dataset_id: str) -> DatasetSpec:
     """``minari:<id>``: a spec from the dataset's own metadata (the evaluation environment from its
     ``eval_env_spec`` or ``env_spec``, reference returns from ``ref_min_score``/``ref_max_score``,
