@@ -13,7 +13,8 @@ import pytest
 from offbench.data import cache
 from tests.test_cli import offbench, one_line_error
 
-pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),  # minari: eval_env not given (the env is)
+              pytest.mark.filterwarnings("ignore:.*is out of date:DeprecationWarning")]  # InvertedPendulum-v4, as named
 
 LENGTHS = [30, 45, 20]
 

@@ -72,6 +72,7 @@ def test_register_a_d4rl_style_hdf5(isolated: Path, tmp_path: Path) -> None:
     round_trip(isolated, "my-pendulum-h5", "--from-file", path, arrays)
 
 
+@pytest.mark.filterwarnings("ignore::UserWarning")  # minari: no eval_env given (the data name none)
 def test_register_a_minari_directory(isolated: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from minari import create_dataset_from_buffers
     from minari.data_collector import EpisodeBuffer
