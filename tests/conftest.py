@@ -24,6 +24,16 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path
 
 
+@pytest.fixture
+def minari_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A minari root of the test's own, and a remote that does not exist (nothing leaves the machine)."""
+    root = tmp_path / "minari"
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
+    monkeypatch.setenv("MINARI_REMOTE", "hf://offbench-test-nonexistent")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # fail at once rather than retry a network that is not there
+    return root
+
+
 @pytest.fixture(scope="session")
 def kd1k_arrays() -> dict:
     """The keytodoor-1k arrays, generated once per session."""

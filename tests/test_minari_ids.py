@@ -19,15 +19,6 @@ pytestmark = [pytest.mark.filterwarnings("ignore::UserWarning"),  # minari: eval
 LENGTHS = [30, 45, 20]
 
 
-@pytest.fixture
-def minari_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "minari"
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
-    monkeypatch.setenv("MINARI_REMOTE", "hf://offbench-test-nonexistent")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # the remote catalogue is unreachable: the local one answers
-    return root
-
-
 def make(dataset_id: str, env_id: str, discrete: bool, refs: tuple[float, float] | None = None) -> list[float]:
     """A small dataset for ``env_id`` made through minari's own API; its episodes' returns."""
     import minari

@@ -18,15 +18,6 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 LENGTHS = [12, 30, 7]
 
 
-@pytest.fixture
-def minari_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "minari"
-    monkeypatch.setenv("MINARI_DATASETS_PATH", str(root))
-    monkeypatch.setenv("MINARI_REMOTE", "hf://offbench-test-nonexistent")
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")  # fail at once rather than retry a network that is not there
-    return root
-
-
 def make_hopper_medium(minari_root: Path) -> list[dict]:
     """A tiny dataset under the id of ``hopper-medium-minari`` (11-dim observations, 3-dim actions)."""
     from minari import create_dataset_from_buffers
