@@ -92,6 +92,12 @@ class Dataset:
         """Undiscounted return of every episode (float64)."""
         return np.add.reduceat(self.rewards.astype(np.float64), self.episode_starts) if len(self) else np.zeros(0)
 
+    @property
+    def return_range(self) -> tuple[float, float] | None:
+        """The lowest and highest episode return (None for a dataset without episodes)."""
+        returns = self.episode_returns
+        return (float(returns.min()), float(returns.max())) if len(returns) else None
+
     @cached_property
     def returns_to_go(self) -> np.ndarray:
         """For every step t, the undiscounted sum of rewards from t to the end of its episode."""

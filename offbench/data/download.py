@@ -93,7 +93,11 @@ def discard(dest: Path) -> None:
 
 class Rejected(OffbenchError):
     """A server answered, but not with the file (an error status, an HTML page, a wrong size or
-    digest): the next URL of the download may serve it."""
+    digest): the next URL of the download may serve it. ``reason``: what was wrong, in a few words."""
+
+    def __init__(self, url: str, reason: str, message: str | None = None) -> None:
+        super().__init__(message or f"cannot download {url}: {reason}; {ALTERNATIVES}")
+        self.url, self.reason = url, reason
 
 
 def _open(url: str, offset: int) -> Any:
@@ -105,10 +109,10 @@ def _open(url: str, offset: int) -> Any:
     except urllib.error.HTTPError as e:
         if e.code == 416 and offset:  # the partial file is not a prefix the server knows: start over
             return None
-        raise Rejected(f"cannot download {url}: HTTP {e.code} {e.reason}; {ALTERNATIVES}") from None
+        raise Rejected(url, f"HTTP {e.code} {e.reason}") from None
     except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
         reason = getattr(e, "reason", None) or e
-        raise Rejected(f"cannot download {url}: {reason}; {ALTERNATIVES}") from None
+        raise Rejected(url, str(reason)) from None
 
 
 def _total_size(resp: Any, offset: int, url: str) -> tuple[int | None, int]:
@@ -147,7 +151,7 @@ def download(job: Download, progress: Any = None, cancel: threading.Event | None
                 refused.append(e)
         if len(refused) == 1:
             raise refused[0]
-        tried = "; ".join(str(e).split(f"; {ALTERNATIVES}")[0].removeprefix("cannot download ") for e in refused)
+        tried = "; ".join(f"{e.url}: {e.reason}" for e in refused)
         raise OffbenchError(f"cannot download {job.dest.name} from any of {len(refused)} places ({tried}); "
                             f"{ALTERNATIVES}")
 
@@ -159,6 +163,7 @@ def _download_from(job: Download, url: str, progress: Any, cancel: threading.Eve
     def drop() -> None:
         part.unlink(missing_ok=True)
         origin.unlink(missing_ok=True)
+
     if part.exists() and (not origin.exists() or origin.read_text() != url):
         drop()  # another server's bytes: a prefix of this one's file only if they are the same file
     offset = part.stat().st_size if part.exists() else 0
@@ -170,8 +175,7 @@ def _download_from(job: Download, url: str, progress: Any, cancel: threading.Eve
     task = None
     with resp:
         if resp.headers.get_content_type() == "text/html":
-            raise Rejected(f"cannot download {url}: the server answered with an HTML page, not the file; "
-                           f"{ALTERNATIVES}")
+            raise Rejected(url, "the server answered with an HTML page, not the file")
         total, offset = _total_size(resp, offset, url)
         origin.write_text(url)
         if progress is not None:
@@ -208,15 +212,14 @@ def _download_from(job: Download, url: str, progress: Any, cancel: threading.Eve
         shown = f"{total:,}" if total is not None else "an unknown number of"
         if total is not None and written > total:  # more than it announced: not a file to resume
             drop()
-            raise Rejected(f"cannot download {url}: it sent {written:,} bytes after announcing {total:,}; "
-                           f"{ALTERNATIVES}")
+            raise Rejected(url, f"it sent {written:,} bytes after announcing {total:,}")
         raise OffbenchError(f"download of {url} stopped at {written:,} of {shown} bytes; "
                             "run the same fetch again to resume it")
     digest = sha256_file(part)
     if job.sha256 and digest != job.sha256:
         drop()
-        raise Rejected(f"{url}: sha256 {digest[:16]}... differs from the pinned {job.sha256[:16]}...; "
-                       "the file was discarded (a mirror with a different file?)")
+        reason = f"sha256 {digest[:16]}... differs from the pinned {job.sha256[:16]}..."
+        raise Rejected(url, reason, f"{url}: {reason}; the file was discarded (a mirror with a different file?)")
     fetched = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     rec = {"url": url, "size": written, "sha256": digest, "fetched": fetched}
     os.replace(part, job.dest)

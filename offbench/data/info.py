@@ -35,10 +35,8 @@ class DataInfo:
     def of(cls, data: Dataset, spec: DatasetSpec, obs_stats: bool = True) -> DataInfo:
         """``data``'s description (observation statistics only with ``obs_stats``: computing them
         reads every observation, which frames make costly and do not need)."""
-        returns = data.episode_returns
         info = cls(name=spec.name, domain=spec.domain, obs_shape=tuple(data.obs_shape), action_dim=data.action_dim,
-                   discrete=bool(data.discrete_actions),
-                   return_range=(float(returns.min()), float(returns.max())) if len(returns) else None,
+                   discrete=bool(data.discrete_actions), return_range=data.return_range,
                    longest_episode=int(data.episode_lengths.max()) if data.num_episodes else 0,
                    max_episode_steps=spec.max_episode_steps, transitions=len(data),
                    target_returns=tuple(spec.target_returns))

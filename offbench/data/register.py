@@ -20,7 +20,7 @@ import numpy as np
 from offbench.data import cache
 from offbench.data.dataset import Dataset
 from offbench.data.sources.registered import read_input
-from offbench.data.spec import SPARSE, all_specs, builtin_specs, register_local
+from offbench.data.spec import OWN_RANGE_SCORE, SPARSE, all_specs, builtin_specs, register_local
 from offbench.envs.factory import env_domain, make_gym_env
 from offbench.errors import UsageError
 
@@ -37,9 +37,9 @@ def check_name(name: str, force: bool) -> None:
         raise UsageError(f"'{name}' is already registered on this machine; --force replaces it")
 
 
-def check_spaces(arrays: dict[str, np.ndarray], env: gym.Env, where: str, env_id: str) -> bool:
-    """Whether the data fit the environment's observation and action spaces (a one-line error
-    naming both shapes if not); True for discrete actions."""
+def check_spaces(arrays: dict[str, np.ndarray], env: gym.Env, where: str, env_id: str) -> None:
+    """A one-line error naming both shapes unless the data fit the environment's observation and
+    action spaces."""
     obs_shape = tuple(arrays["observations"].shape[1:])
     space = env.observation_space
     if space.shape is None or tuple(space.shape) != obs_shape:
@@ -50,11 +50,9 @@ def check_spaces(arrays: dict[str, np.ndarray], env: gym.Env, where: str, env_id
         if actions.ndim != 1 or actions.dtype.kind not in "iu" or actions.min() < 0 or actions.max() >= act_space.n:
             raise UsageError(f"{where}: {env_id} takes one of {act_space.n} discrete actions; the data's actions "
                              f"are {actions.dtype} {tuple(actions.shape[1:])}; nothing was registered")
-        return True
-    if tuple(actions.shape[1:]) != tuple(act_space.shape or ()):
+    elif tuple(actions.shape[1:]) != tuple(act_space.shape or ()):
         raise UsageError(f"{where}: actions are {tuple(actions.shape[1:])} wide, but {env_id} takes "
                          f"{act_space.shape}; nothing was registered")
-    return False
 
 
 def register_dataset(name: str, path: Path, env_id: str, ref_min: float | None = None, ref_max: float | None = None,
@@ -74,21 +72,19 @@ def register_dataset(name: str, path: Path, env_id: str, ref_min: float | None =
     finally:
         env.close()
     data = Dataset.from_arrays(arrays)
-    returns = data.episode_returns
+    lowest, best = data.return_range or (0.0, 0.0)  # read_input refuses data without transitions
     score = "normalized score"
     if ref_min is None or ref_max is None:
-        ref_min, ref_max = float(returns.min()), float(returns.max())
-        score = "normalized score (0 and 100: the dataset's worst and best episode)"
-    longest = int(np.diff(np.append(data.episode_starts, len(data))).max())
+        ref_min, ref_max, score = lowest, best, OWN_RANGE_SCORE
+    longest = int(data.episode_lengths.max())
     attrs = {"origin": str(path.resolve()), "input_kind": kind, "env": env_id}
     digest = cache.save(name, "registered", arrays, attrs)
     entry: dict[str, Any] = {
         "description": f"registered from {path.name} ({kind})", "domain": env_domain(env_id), "source": "registered",
         "env": env_id, "max_episode_steps": int(spec_steps or longest), "ref_min_return": ref_min,
-        "ref_max_return": ref_max, "score": score, "target_returns": [round(float(returns.max()), 3)],
+        "ref_max_return": ref_max, "score": score, "target_returns": [round(best, 3)],
         "content_sha256": digest, "path": str(path.resolve()), "kind": kind}
     if env_kwargs:
         entry["env_kwargs"] = env_kwargs
     register_local({name: entry})
     return entry
-

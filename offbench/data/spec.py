@@ -146,13 +146,22 @@ def all_specs() -> dict[str, DatasetSpec]:
 #: Datasets named by a catalogue's own id, ``PREFIX:ID`` (``minari:mujoco/pusher/expert-v0``):
 #: prefix -> the function that makes the spec from the catalogue's metadata. Sources add theirs.
 NAMESPACES: dict[str, Callable[[str], DatasetSpec]] = {}
+#: The score's name where a dataset brings no reference returns and its own episodes set the scale.
+OWN_RANGE_SCORE = "normalized score (0 and 100: the dataset's worst and best episode)"
+
+
+def catalogue_id(name: str) -> tuple[str, str] | None:
+    """``(prefix, id)`` of a name ``PREFIX:ID`` in a catalogue; None for a registered name."""
+    prefix, sep, ident = name.partition(":")
+    return (prefix, ident) if sep and prefix.isidentifier() else None
 
 
 def get_spec(name: str) -> DatasetSpec:
     """The spec named ``name`` (registered, or ``PREFIX:ID`` in a catalogue); a usage error naming
     the closest names otherwise."""
-    prefix, sep, ident = name.partition(":")
-    if sep and prefix.isidentifier():
+    named = catalogue_id(name)
+    if named is not None:
+        prefix, ident = named
         importlib.import_module("offbench.data.sources")  # the sources add their namespaces
         if prefix not in NAMESPACES:
             raise UsageError(f"unknown dataset catalogue '{prefix}:' in '{name}'; catalogues: "
@@ -168,8 +177,7 @@ def file_name(name: str) -> str:
     """``name`` as a path component: a catalogue id's ``/`` (``minari:mujoco/pusher/expert-v0``)
     becomes ``__``; any other name is kept as it is (and refused by the path checks if it would
     leave its directory)."""
-    prefix, sep, _ = name.partition(":")
-    return name.replace("/", "__") if sep and prefix.isidentifier() else name
+    return name.replace("/", "__") if catalogue_id(name) else name
 
 
 def base_names() -> list[str]:

@@ -67,13 +67,11 @@ def score_table(runs: pd.DataFrame, stat: str = "last") -> pd.DataFrame:
 
 
 def domain_of(dataset: str) -> str:
-    spec = all_specs().get(dataset)
-    if spec is None and ":" in dataset:  # a catalogue id (minari:...): its metadata says
-        try:
-            spec = get_spec(dataset)
-        except OffbenchError:
-            spec = None
-    return spec.domain if spec else "other"
+    """The dataset's domain (a catalogue id's from its metadata); "other" where it is unknown now."""
+    try:
+        return get_spec(dataset).domain
+    except OffbenchError:
+        return "other"
 
 
 def dataset_order(datasets: list[str]) -> list[str]:

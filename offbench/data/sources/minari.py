@@ -25,7 +25,7 @@ import numpy as np
 
 from offbench.data.dataset import Dataset
 from offbench.data.sources.base import SOURCES, Arrays, FetchContext
-from offbench.data.spec import NAMESPACES, DatasetSpec
+from offbench.data.spec import NAMESPACES, OWN_RANGE_SCORE, DatasetSpec
 from offbench.envs.factory import env_domain
 from offbench.errors import OffbenchError, UsageError, unknown
 
@@ -66,12 +66,17 @@ def open_dataset(data: Path) -> Any:
         raise OffbenchError(f"{data}: minari cannot read this dataset ({type(e).__name__}: {e})") from None
 
 
+def leaves_root(dataset_id: str) -> bool:
+    """Whether ``dataset_id`` would name a path outside the minari root."""
+    return ".." in dataset_id.split("/") or dataset_id.startswith("/")
+
+
 def load_by_id(dataset_id: str) -> Any:
     """Load ``dataset_id`` from the minari root, downloading it from the remote when absent."""
     import minari
     from minari.storage.datasets_root_dir import get_dataset_path
 
-    if ".." in dataset_id.split("/") or dataset_id.startswith("/"):
+    if leaves_root(dataset_id):
         raise OffbenchError(f"refusing minari id '{dataset_id}': it would leave the minari root")
     data = get_dataset_path(dataset_id) / "data"
     if not data.exists():
@@ -101,19 +106,14 @@ def metadata(dataset_id: str) -> dict[str, Any]:
     the closest ids when neither has it)."""
     from minari.storage.datasets_root_dir import get_dataset_path
 
-    if ".." in dataset_id.split("/") or dataset_id.startswith("/"):
+    if leaves_root(dataset_id):
         raise UsageError(f"refusing minari id '{dataset_id}': it would leave the minari root")
     local = get_dataset_path(dataset_id) / "data"
     if (local / "metadata.json").is_file():
         return check_metadata(local)
     known, remote = local_ids(), {}
-    try:
-        import minari
-
-        with _quiet("huggingface_hub", "minari"):
-            remote = minari.list_remote_datasets()
-    except Exception:  # noqa: BLE001  (unreachable: the local catalogue is what we have)
-        pass
+    with contextlib.suppress(OffbenchError):  # unreachable: the local catalogue is what we have
+        remote = remote_datasets()
     if dataset_id in remote:
         return dict(remote[dataset_id])
     if not known and not remote:
@@ -122,25 +122,35 @@ def metadata(dataset_id: str) -> dict[str, Any]:
     raise unknown("minari dataset", dataset_id, [*known, *remote])
 
 
-def remote_catalogue() -> list[dict[str, Any]]:
-    """The remote catalogue (``$MINARI_REMOTE``): each dataset's ``minari:<id>`` name, size and
-    environment; a one-line error when the remote does not answer."""
+def remote_datasets() -> dict[str, dict[str, Any]]:
+    """The remote catalogue (``$MINARI_REMOTE``): each dataset's metadata, by id; a one-line error
+    when the remote does not answer."""
     import minari
 
     try:
         with _quiet("huggingface_hub", "minari"):
-            remote = minari.list_remote_datasets()
+            return dict(minari.list_remote_datasets())
     except Exception as e:  # noqa: BLE001  (network, authentication or format errors alike)
         detail = " ".join(str(e).split())[:200]
         raise OffbenchError(f"the remote Minari catalogue {minari_remote()} did not answer ({type(e).__name__}: "
                             f"{detail}); MINARI_REMOTE chooses another") from None
-    rows = []
-    for dataset_id, meta in sorted(remote.items()):
-        raw = meta.get("eval_env_spec") or meta.get("env_spec")
-        env = json.loads(raw).get("id", "") if isinstance(raw, str) and raw.startswith("{") else ""
-        rows.append({"name": f"minari:{dataset_id}", "episodes": meta.get("total_episodes"),
-                     "steps": meta.get("total_steps"), "env": env})
-    return rows
+
+
+def env_spec_of(meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The environment a dataset's metadata names for evaluation (``eval_env_spec``, else
+    ``env_spec``), as a dict; None where it names none."""
+    raw = meta.get("eval_env_spec") or meta.get("env_spec")
+    try:
+        spec = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return None
+    return spec if isinstance(spec, dict) and spec.get("id") else None
+
+
+def remote_catalogue() -> list[dict[str, Any]]:
+    """The remote catalogue as rows: each dataset's ``minari:<id>`` name, size and environment."""
+    return [{"name": f"minari:{dataset_id}", "episodes": meta.get("total_episodes"), "steps": meta.get("total_steps"),
+             "env": (env_spec_of(meta) or {}).get("id", "")} for dataset_id, meta in sorted(remote_datasets().items())]
 
 
 def spec_for_id(dataset_id: str) -> DatasetSpec:
@@ -149,7 +159,7 @@ def spec_for_id(dataset_id: str) -> DatasetSpec:
     the episode cap from the env spec), with no ``datasets.toml`` entry."""
     from minari.storage.datasets_root_dir import get_dataset_path
 
-    local = get_dataset_path(dataset_id) / "data" / "metadata.json" if ".." not in dataset_id else None
+    local = None if leaves_root(dataset_id) else get_dataset_path(dataset_id) / "data" / "metadata.json"
     stamp = local.stat().st_mtime if local is not None and local.is_file() else 0.0
     return _spec_for_id(dataset_id, stamp)
 
@@ -158,9 +168,8 @@ def spec_for_id(dataset_id: str) -> DatasetSpec:
 def _spec_for_id(dataset_id: str, stamp: float) -> DatasetSpec:
     """:func:`spec_for_id`, made once per metadata version (``stamp``: its file's mtime)."""
     meta = metadata(dataset_id)
-    raw = meta.get("eval_env_spec") or meta.get("env_spec")
-    env_spec = json.loads(raw) if isinstance(raw, str) else raw
-    if not isinstance(env_spec, dict) or not env_spec.get("id"):
+    env_spec = env_spec_of(meta)
+    if env_spec is None:
         raise OffbenchError(f"minari:{dataset_id}: its metadata names no environment to evaluate in; register it "
                             f"with 'offbench register NAME --from-dir <its directory> --env ENV_ID'")
     lo, hi = meta.get("ref_min_score"), meta.get("ref_max_score")
@@ -169,8 +178,7 @@ def _spec_for_id(dataset_id: str, stamp: float) -> DatasetSpec:
         env_kwargs=dict(env_spec.get("kwargs") or {}), max_episode_steps=int(env_spec.get("max_episode_steps") or 1000),
         ref_min_return=None if lo is None else float(lo), ref_max_return=None if hi is None else float(hi),
         target_returns=() if hi is None else (float(hi),),
-        score="normalized score" if lo is not None and hi is not None else
-        "normalized score (0 and 100: the dataset's worst and best episode)",
+        score="normalized score" if lo is not None and hi is not None else OWN_RANGE_SCORE,
         description=str(meta.get("description", ""))[:200], params={"minari_id": dataset_id, "by_id": True})
 
 
@@ -270,9 +278,8 @@ def build(spec: DatasetSpec, ctx: FetchContext) -> tuple[Arrays, dict[str, Any]]
         if meta.get(theirs) is not None:
             attrs[ours] = float(meta[theirs])
     if spec.params.get("by_id") and "ref_max_return" not in attrs:  # no references: the data's own range
-        returns = Dataset.from_arrays(arrays).episode_returns
-        attrs.update(ref_min_return=float(returns.min()), ref_max_return=float(returns.max()),
-                     target_return=float(returns.max()))
+        lowest, best = Dataset.from_arrays(arrays).return_range or (0.0, 0.0)  # to_arrays refuses no episodes
+        attrs.update(ref_min_return=lowest, ref_max_return=best, target_return=best)
     if isinstance(ds.action_space, gym.spaces.Discrete):
         attrs["num_actions"] = int(ds.action_space.n)
     return arrays, attrs
