@@ -569,13 +569,14 @@ def status(results: Path | None, watch: float | None, as_json: bool) -> None:
         if as_json:
             click.echo(json.dumps(status_json(states), indent=1))
         else:
+            rows = summarize(states)
             t = Table(title=f"runs under {root}")
             for col in ("dataset", "algo", *STATES, "running now"):
                 t.add_column(col)
-            for row in summarize(states):
+            for row in rows:
                 t.add_row(row["dataset"], row["algo"], *(str(row[k]) for k in STATES), "; ".join(row["running_now"]))
             console.print(t)
-            for row in summarize(states):
+            for row in rows:
                 for error in row["errors"]:
                     click.echo(f"failed: {row['dataset']}/{row['algo']}: {error}", err=True)
         if watch is None or all(s.state in ("finished", "failed") for s in states):

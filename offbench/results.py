@@ -98,6 +98,14 @@ def read_metrics(path: Path, warnings: list[str] | None = None) -> list[dict[str
     return records
 
 
+def last_progress(records: list[dict[str, Any]]) -> tuple[int, float | None]:
+    """The last step a run's metrics log reached, and its last evaluation score (None before the
+    first evaluation)."""
+    step = max((int(r.get("step", 0)) for r in records), default=0)
+    scores = [r["score"] for r in records if r.get("kind") == "eval" and "score" in r]
+    return step, scores[-1] if scores else None
+
+
 SUMMARY_COLUMNS = ["dataset", "algo", "config_hash", "seed", "steps", "score_last", "score_best",
                    "return_last", "return_best", "eval_episodes", "score_name"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from offbench.checkpoints import checkpoint_step
-from offbench.results import RunDir, read_json, read_metrics
+from offbench.results import RunDir, last_progress, read_json, read_metrics
 from offbench.runlock import holder
 
 STATES = ("finished", "running", "failed", "waiting")
@@ -43,10 +43,8 @@ def run_state(run: RunDir) -> RunState:
     if summary is not None:
         return RunState(**common, state="finished", step=int(summary.get("steps", total or 0)),
                         score=summary.get("score_last"))
-    records = read_metrics(run.metrics)
-    step = max([int(r.get("step", 0)) for r in records] + [checkpoint_step(run.checkpoint)])
-    evals = [r for r in records if r.get("kind") == "eval" and "score" in r]
-    score = evals[-1]["score"] if evals else None
+    logged, score = last_progress(read_metrics(run.metrics))
+    step = max(logged, checkpoint_step(run.checkpoint))
     if holder(run.root / ".lock") is not None:
         return RunState(**common, state="running", step=step, score=score)
     failed = read_json(run.failed)

@@ -141,9 +141,8 @@ def execute_seeds(plans: list[RunPlan], device: torch.device | str = "auto", pro
                     if progress:
                         progress(left[k], step, total, score)
 
-                dev = device if isinstance(device, torch.device) else resolve_device(device)
-                done_now = _execute([plans[i].with_run_spec() for i in left], dev, seed_progress, checkpoint_seconds,
-                                    fetch_missing)
+                done_now = _execute([plans[i].with_run_spec() for i in left], resolve_device(device), seed_progress,
+                                    checkpoint_seconds, fetch_missing)
                 summaries.update(zip(left, done_now))
     return [summaries[i] for i in range(len(plans))]
 

@@ -4,6 +4,7 @@ cluster backend is one more module implementing the protocol."""
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -12,7 +13,7 @@ import torch
 
 from offbench.launch.events import Reporter, RunOutcome
 from offbench.paths import write_json_atomic
-from offbench.train import RunPlan
+from offbench.train import RunPlan, execute_seeds
 
 
 @dataclass
@@ -52,3 +53,26 @@ class Launcher(Protocol):
     def run(self, groups: list[list[RunPlan]], device: torch.device, sink: Sink) -> None:
         """Run every group, reporting to ``sink``; Ctrl-C stops them all (checkpoints are kept)."""
         ...
+
+
+# -- what the cluster backends (Ray, Slurm) share --------------------------------------------------
+def cluster_parts(runs: int, device: torch.device, gpus_per_job: float) -> int:
+    """How many tasks a cluster launcher makes of ``runs`` runs: every run its own task on CPUs
+    (the tasks run in parallel on the cluster); on GPUs the seeds of a config train as one model."""
+    return runs if device.type == "cpu" and not gpus_per_job else 1
+
+
+def task_device(device: torch.device, gpus_per_job: float) -> str:
+    """The device a cluster task computes on: CUDA where it asks for GPUs (the submitting machine
+    may have none), else the command's."""
+    return "cuda" if gpus_per_job else device.type
+
+
+def run_seed_group(plans: list[RunPlan], device: str, threads: int, home: str | None) -> list[dict[str, Any]]:
+    """What one cluster task runs: a seed group, to its summaries, with ``threads`` torch threads
+    and the submitting command's ``OFFBENCH_HOME`` (so it finds the datasets fetched there on a
+    shared filesystem). It never downloads: the command fetched the data once."""
+    if home:
+        os.environ["OFFBENCH_HOME"] = home
+    torch.set_num_threads(threads)
+    return execute_seeds(plans, torch.device(device), fetch_missing=False)

@@ -11,7 +11,7 @@ from typing import Any
 
 from offbench.checkpoints import checkpoint_step
 from offbench.errors import OffbenchError
-from offbench.results import read_metrics
+from offbench.results import last_progress, read_metrics
 from offbench.train import RunPlan
 
 
@@ -105,11 +105,7 @@ class RecordProgress:
         for plan in self.plans:
             if plan.dir.summary.exists():
                 continue
-            records = read_metrics(plan.dir.metrics)
-            if not records:
-                continue
-            step = int(records[-1].get("step", 0))
-            evals = [r["score"] for r in records if r.get("kind") == "eval" and "score" in r]
+            step, score = last_progress(read_metrics(plan.dir.metrics))
             if step > self.seen.get(plan.label, 0):
                 self.seen[plan.label] = step
-                self.report("progress", plan.label, step, plan.config.steps, evals[-1] if evals else None)
+                self.report("progress", plan.label, step, plan.config.steps, score)

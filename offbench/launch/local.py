@@ -54,12 +54,12 @@ def _worker(plans: list[RunPlan], device: torch.device) -> list[dict[str, Any]]:
     return execute_seeds(plans, device=device, progress=progress)
 
 
-def default_workers(n_runs: int, device: torch.device, free: int) -> int:
+def default_workers(n_runs: int, device: torch.device, free: int, gpus: int = 0) -> int:
     """CPU: one process per ``free`` core (each single-threaded); one GPU: a few processes share
-    it; several GPUs: one process per GPU."""
+    it; several (``gpus``): one process per GPU."""
     if device.type == "cpu":
         return max(1, min(n_runs, free))
-    return max(1, min(n_runs, len(visible_gpus()) if len(visible_gpus()) > 1 else 4))
+    return max(1, min(n_runs, gpus if gpus > 1 else 4))
 
 
 def visible_gpus(env: str | None = None, count: int | None = None) -> list[str]:
@@ -85,8 +85,8 @@ class LocalLauncher:
     def parts(self, runs: int, device: torch.device) -> int:
         """CPU: one group per worker; several GPUs: one per GPU (each group one model on its GPU);
         one GPU: every config's seeds as one model."""
-        self.n = self.workers or default_workers(runs, device, free_cores())
         self.gpus = visible_gpus() if device.type == "cuda" and not self.workers else []
+        self.n = self.workers or default_workers(runs, device, free_cores(), len(self.gpus))
         if len(self.gpus) > 1:
             return min(self.n, len(self.gpus))
         return self.n if device.type == "cpu" else 1

@@ -1,7 +1,7 @@
 """The Ray backend: one Ray task per seed group (``num_cpus``/``num_gpus`` each), on the cluster
 at ``--ray-address`` (or ``RAY_ADDRESS``), else on a Ray runtime started here for the command.
 
-A task trains its group with :func:`~offbench.train.execute_seeds` and writes the usual run
+A task trains its group with :func:`~offbench.launch.base.run_seed_group` and writes the usual run
 records, so a task whose worker dies is retried by Ray (up to ``RETRIES`` times) and resumes from
 its runs' checkpoints, and the same command run again resumes whatever did not finish.
 """
@@ -18,9 +18,9 @@ from urllib.parse import urlsplit
 import torch
 
 from offbench.errors import OffbenchError, UsageError
-from offbench.launch.base import Sink
+from offbench.launch.base import Sink, cluster_parts, run_seed_group, task_device
 from offbench.launch.events import RecordProgress, report_start
-from offbench.train import RunPlan, execute_seeds
+from offbench.train import RunPlan
 
 INSTALL_HINT = "pip install 'offbench[ray]'"
 RETRIES = 3  # a task whose worker process dies is run again, resuming from its checkpoints
@@ -56,15 +56,6 @@ def check_reachable(address: str) -> None:
                             "submitted; start it ('ray start --head') or fix --ray-address / RAY_ADDRESS") from None
 
 
-def run_seed_group(plans: list[RunPlan], device: str, threads: int, home: str | None) -> list[dict[str, Any]]:
-    """What one Ray task runs: a seed group, to its summaries (the submitting command's
-    ``OFFBENCH_HOME``, so the task finds the datasets fetched there on a shared filesystem)."""
-    if home:
-        os.environ["OFFBENCH_HOME"] = home
-    torch.set_num_threads(threads)
-    return execute_seeds(plans, torch.device(device), fetch_missing=False)  # fetched once, by the command
-
-
 class RayLauncher:
     """Seed groups as Ray tasks (see the module docstring)."""
 
@@ -72,31 +63,28 @@ class RayLauncher:
         self.options = options
 
     def parts(self, runs: int, device: torch.device) -> int:
-        """Every run its own task on CPUs; on GPUs the seeds of a config train as one model."""
-        return runs if device.type == "cpu" and not self.options.gpus_per_job else 1
+        return cluster_parts(runs, device, self.options.gpus_per_job)
 
-    def check(self) -> None:
-        """Fail in one line, before anything runs, where Ray is missing or its cluster unreachable."""
+    def check(self) -> str | None:
+        """Fail in one line, before anything runs, where Ray is missing or its cluster unreachable;
+        the cluster's address (None: a runtime of the command's own)."""
         try:
             import ray  # noqa: F401
         except ImportError:
             raise UsageError(f"--launcher ray needs Ray: {INSTALL_HINT}") from None
-        address = self.options.address or os.environ.get("RAY_ADDRESS")
+        address = self.options.address or os.environ.get("RAY_ADDRESS") or None
         if address:
             check_reachable(address)
+        return address
 
     def connect(self) -> tuple[Any, bool]:
         """Ray, connected (to the given cluster, or to a runtime started for this command), and
         whether this call connected it (then :meth:`run` disconnects at the end)."""
-        try:
-            import ray
-        except ImportError:
-            raise UsageError(f"--launcher ray needs Ray: {INSTALL_HINT}") from None
+        address = self.check()
+        import ray
+
         if ray.is_initialized():  # a caller of the Python API connected already
             return ray, False
-        address = self.options.address or os.environ.get("RAY_ADDRESS") or None
-        if address:
-            check_reachable(address)
         quiet = not os.environ.get("OFFBENCH_VERBOSE")  # Ray's start-up notices only with --verbose
         try:
             ray.init(address=address or "local", include_dashboard=False, log_to_driver=not quiet,
@@ -111,9 +99,9 @@ class RayLauncher:
         ray, started_here = self.connect()
         task = ray.remote(num_cpus=self.options.cpus_per_job, num_gpus=self.options.gpus_per_job,
                           max_retries=RETRIES)(run_seed_group)
-        task_device = "cuda" if self.options.gpus_per_job else device.type
+        on = task_device(device, self.options.gpus_per_job)
         home = os.environ.get("OFFBENCH_HOME")
-        pending = {task.remote(group, task_device, self.options.cpus_per_job, home): group for group in groups}
+        pending = {task.remote(group, on, self.options.cpus_per_job, home): group for group in groups}
         for group in groups:
             report_start(group, sink.report)
         progress = RecordProgress(groups, sink.report)

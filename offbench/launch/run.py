@@ -41,7 +41,7 @@ def run_plans(plans: list[RunPlan], device: torch.device | str = "auto", workers
         todo = [plan.with_run_spec() for plan in todo]  # reference returns read once, here
         for plan in todo:
             record_config(plan)  # waiting runs are visible in the records (`offbench status`)
-        dev = device if isinstance(device, torch.device) else resolve_device(device)
+        dev = resolve_device(device)
         launcher = launcher or LocalLauncher(workers, threads)
         groups = group_seeds(todo, parts=launcher.parts(len(todo), dev), most=seeds_together, cpu=dev.type == "cpu")
         launcher.run(groups, dev, Sink(outcome, report or (lambda *a: None)))

@@ -1,5 +1,5 @@
 """The Slurm backend, through submitit: one job-array task per seed group, each training its
-group with :func:`~offbench.train.execute_seeds` and writing the usual run records, so a
+group with :func:`~offbench.launch.base.run_seed_group` and writing the usual run records, so a
 preempted or timed-out task is requeued and resumes from its runs' checkpoints.
 
 ``cluster="local"`` runs the same tasks through submitit's local executor (each task its own
@@ -9,6 +9,7 @@ process on this machine): for tests, and for trying a Slurm sweep on a laptop. J
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
@@ -19,9 +20,9 @@ from typing import Any
 import torch
 
 from offbench.errors import OffbenchError, UsageError
-from offbench.launch.base import Sink
+from offbench.launch.base import Sink, cluster_parts, run_seed_group, task_device
 from offbench.launch.events import RecordProgress, report_start
-from offbench.train import RunPlan, execute_seeds
+from offbench.train import RunPlan
 
 INSTALL_HINT = "pip install 'offbench[slurm]'"
 POLL_SECONDS = 1.0
@@ -87,9 +88,8 @@ class SeedGroupTask:
     submitit asks :meth:`checkpoint` for what to requeue: the same task, which resumes from the
     runs' own checkpoints."""
 
-    def __call__(self, plans: list[RunPlan], device: str, threads: int) -> list[dict[str, Any]]:
-        torch.set_num_threads(threads)
-        return execute_seeds(plans, torch.device(device), fetch_missing=False)  # fetched once, by the command
+    def __call__(self, plans: list[RunPlan], device: str, threads: int, home: str | None) -> list[dict[str, Any]]:
+        return run_seed_group(plans, device, threads, home)
 
     def checkpoint(self, *args: Any, **kwargs: Any) -> Any:
         import submitit
@@ -104,9 +104,7 @@ class SlurmLauncher:
         self.options, self.results = options, results
 
     def parts(self, runs: int, device: torch.device) -> int:
-        """Every run its own task on CPUs (the tasks run in parallel on the cluster); on GPUs the
-        seeds of a config train as one model in one task."""
-        return runs if device.type == "cpu" and not self.options.gpus_per_job else 1
+        return cluster_parts(runs, device, self.options.gpus_per_job)
 
     def executor(self) -> Any:
         try:
@@ -127,9 +125,9 @@ class SlurmLauncher:
 
     def run(self, groups: list[list[RunPlan]], device: torch.device, sink: Sink) -> None:
         executor = self.executor()
-        task_device = "cuda" if self.options.gpus_per_job else device.type
-        jobs = executor.map_array(SeedGroupTask(), groups, [task_device] * len(groups),
-                                  [self.options.cpus_per_job] * len(groups))
+        n, home = len(groups), os.environ.get("OFFBENCH_HOME")
+        jobs = executor.map_array(SeedGroupTask(), groups, [task_device(device, self.options.gpus_per_job)] * n,
+                                  [self.options.cpus_per_job] * n, [home] * n)
         if self.options.detach:
             for group in groups:
                 sink.submitted(group)
