@@ -56,6 +56,11 @@ class RunDir:
         return self.root / "summary.json"
 
     @property
+    def lock(self) -> Path:
+        """Present while a process trains the run (:mod:`offbench.runlock`)."""
+        return self.root / ".lock"
+
+    @property
     def failed(self) -> Path:
         """Why the run's last attempt failed (written by the launcher; removed when it runs again)."""
         return self.root / "failed.json"

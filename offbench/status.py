@@ -45,7 +45,7 @@ def run_state(run: RunDir) -> RunState:
                         score=summary.get("score_last"))
     logged, score = last_progress(read_metrics(run.metrics))
     step = max(logged, checkpoint_step(run.checkpoint))
-    if holder(run.root / ".lock") is not None:
+    if holder(run.lock) is not None:
         return RunState(**common, state="running", step=step, score=score)
     failed = read_json(run.failed)
     if failed is not None:

@@ -133,7 +133,7 @@ def execute_seeds(plans: list[RunPlan], device: torch.device | str = "auto", pro
             plan.dir.root.mkdir(parents=True, exist_ok=True)
         with contextlib.ExitStack() as stack:
             for i in todo:
-                stack.enter_context(run_lock(plans[i].dir.root / ".lock", plans[i].label))
+                stack.enter_context(run_lock(plans[i].dir.lock, plans[i].label))
             summaries.update({i: read_json(plans[i].dir.summary) for i in todo})  # another process may have finished some
             left = [i for i in todo if summaries[i] is None]
             if left:
