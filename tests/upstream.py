@@ -11,6 +11,7 @@ import gzip
 import http.server
 import io
 import re
+import struct
 import threading
 import urllib.parse
 from collections.abc import Iterator
@@ -127,6 +128,7 @@ class Server:
         self.cut_after: dict[str, int] = {}
         self.chunked: set[str] = set()  # paths answered with Transfer-Encoding: chunked (no Content-Length)
         self.html = False  # answer every path with a 200 HTML page (a portal or an index page, not the file)
+        self.down: dict[str, int] = {}  # path prefix -> the error status every path under it answers
         self.requests: list[tuple[str, str | None]] = []
         server = self
 
@@ -139,6 +141,10 @@ class Server:
             def do_GET(self) -> None:
                 rel = urllib.parse.unquote(urllib.parse.urlparse(self.path).path).lstrip("/")
                 server.requests.append((rel, self.headers.get("Range")))
+                status = next((code for prefix, code in server.down.items() if rel.startswith(prefix)), None)
+                if status is not None:
+                    self.send_error(status)
+                    return
                 if server.html:
                     page = b"<html><body>Sign in to continue</body></html>"
                     self.send_response(200)
@@ -210,3 +216,74 @@ class Server:
 def serve(root: Path) -> Iterator[Server]:
     with Server(root) as s:
         yield s
+
+
+# -- RL Unplugged Atari (TFRecords of tf.train.Example episodes) ----------------------------------
+def _varint(v: int) -> bytes:
+    v &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        b, v = v & 0x7F, v >> 7
+        out.append(b | (0x80 if v else 0))
+        if not v:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def tf_example(features: dict[str, list[bytes] | np.ndarray]) -> bytes:
+    """A serialized ``tf.train.Example``: bytes lists, packed float32 lists and packed int64 lists
+    (as TensorFlow writes them), written from the protobuf wire format."""
+    entries = b""
+    for key, values in features.items():
+        if isinstance(values, list):
+            feature = _field(1, b"".join(_field(1, v) for v in values))
+        elif values.dtype.kind == "f":
+            feature = _field(2, _field(1, values.astype("<f4").tobytes()))
+        else:
+            feature = _field(3, _field(1, b"".join(_varint(int(v)) for v in values)))
+        entries += _field(1, _field(1, key.encode()) + _field(2, feature))
+    return _field(1, entries)
+
+
+def tfrecord_bytes(records: list[bytes]) -> bytes:
+    from offbench.data.tfrecord import masked_crc
+
+    out = b""
+    for data in records:
+        length = struct.pack("<Q", len(data))
+        out += length + struct.pack("<I", masked_crc(length)) + data + struct.pack("<I", masked_crc(data))
+    return out
+
+
+def png(frame: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(frame, np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def rlu_shard(ckpt: int, arrays: dict[str, np.ndarray], stack: int = 4) -> bytes:
+    """The episodes of one DQN-replay checkpoint written from its start (``dqn_checkpoint`` without
+    ``wrap_at``) as RL Unplugged's gzip-compressed TFRecord shard of that checkpoint: one
+    ``tf.train.Example`` per episode, with the terminal state's frame as an extra last step (its
+    action and reward 0, discount 0), as the upstream stores a terminated episode."""
+    term = arrays["terminal"].astype(bool)
+    pad, records, start = stack - 1, [], stack - 1
+    for idx, end in enumerate(np.flatnonzero(term)):
+        rows = np.arange(start, end + 1)
+        frames = [png(arrays["observation"][r]) for r in rows] + [png(np.full((84, 84), 7, np.uint8))]
+        n = len(rows) + 1
+        rewards = np.append(arrays["reward"][rows], 0.0).astype(np.float32)
+        records.append(tf_example({
+            "checkpoint_idx": np.array([ckpt]), "episode_idx": np.array([idx]),
+            "episode_return": np.array([rewards.sum()], np.float32),
+            "clipped_episode_return": np.array([np.clip(rewards, -1, 1).sum()], np.float32),
+            "observations": frames, "actions": np.append(arrays["action"][rows], 0).astype(np.int64),
+            "unclipped_rewards": rewards, "clipped_rewards": np.clip(rewards, -1, 1),
+            "discounts": np.array([1.0] * (n - 1) + [0.0], np.float32)}))
+        start = end + 1 + pad
+    return gzip.compress(tfrecord_bytes(records), compresslevel=1)

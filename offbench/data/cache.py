@@ -17,6 +17,7 @@ from typing import Any
 from offbench import __version__
 from offbench.data import store
 from offbench.data.dataset import Dataset
+from offbench.data.download import Cancelled
 from offbench.data.sources import FetchContext, get_source
 from offbench.data.spec import DatasetSpec, all_specs, file_name, get_spec
 from offbench.data.variants import delayed_rewards
@@ -71,9 +72,34 @@ def fetch(name: str, force: bool = False, mirror: str | tuple[str, ...] | None =
         return path
     ctx = FetchContext(downloads=inside(cache_root(), "downloads"), mirror=mirror,
                        local=local, workers=workers, progress=progress)
-    arrays, attrs = get_source(spec.source)(spec, ctx)
-    save(spec.name, spec.source, arrays, attrs, pinned=spec.content_sha256)
-    return path
+    failed: list[tuple[str, OffbenchError]] = []
+    for source in sources_of(spec):  # each source in turn until one gives the data (and the pinned digest)
+        try:
+            arrays, attrs = get_source(source.source)(source, ctx)
+            save(spec.name, source.source, arrays, attrs, pinned=spec.content_sha256)
+            return path
+        except Cancelled:
+            raise
+        except OffbenchError as e:
+            failed.append((source.source, e))
+    if len(failed) == 1:
+        raise failed[0][1]
+    raise OffbenchError(f"{name}: none of its {len(failed)} sources gave it: "
+                        + "; ".join(f"[{src}] {err}" for src, err in failed))
+
+
+def sources_of(spec: DatasetSpec) -> list[DatasetSpec]:
+    """Where a dataset's data can come from, in the order tried: its own ``source``, then each
+    table of its ``fallbacks`` (a ``source`` and the parameters that differ, e.g. ``base_url``)."""
+    own = {k: v for k, v in spec.params.items() if k != "fallbacks"}
+    out = [dataclasses.replace(spec, params=own)]
+    for alt in spec.params.get("fallbacks", []):
+        if not isinstance(alt, dict) or "source" not in alt:
+            raise OffbenchError(f"datasets.toml: [{spec.name}] fallbacks: each needs a 'source' (got {alt!r})")
+        params = {k: v for k, v in own.items() if k != "mirrors"}
+        params.update({k: v for k, v in alt.items() if k != "source"})
+        out.append(dataclasses.replace(spec, source=alt["source"], params=params))
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,6 +197,7 @@ def info(name: str) -> dict[str, Any]:
         facts["observation_space"], facts["action_space"] = _space_repr(data)
         facts["content_sha256"] = data.attrs.get("content_sha256") if not spec.base else None
         facts["created"] = data.attrs.get("created")
+        facts["source"] = data.attrs.get("source", spec.source)  # the one that gave the cached file
         facts["size_bytes"] = path.stat().st_size
         resolved = run_spec(name)
         facts["ref_min_return"], facts["ref_max_return"] = resolved.ref_min_return, resolved.ref_max_return
@@ -198,6 +225,6 @@ def check_local_import(names: list[str], local: Path | None) -> None:
     if local is not None:
         spec = get_spec(names[0])
         source = get_spec(spec.base).source if spec.base else spec.source
-        if not getattr(get_source(source), "imports_local", True):
+        if not any(getattr(get_source(s.source), "imports_local", True) for s in sources_of(get_spec(spec.stored_as))):
             raise UsageError(f"{names[0]} is made by offbench itself (source '{source}'); --from-file/--from-dir "
                              f"import downloaded datasets only")

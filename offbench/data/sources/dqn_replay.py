@@ -25,7 +25,6 @@ import threading
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -116,21 +115,36 @@ class NpyStream:
 
 
 # -- one checkpoint ------------------------------------------------------------------------------
-@dataclass
-class Checkpoint:
-    """The first ``limit`` rows of one checkpoint: small arrays in memory, frames read on demand."""
+class Episodes:
+    """A checkpoint's whole episodes as (first row, last row), visited in order from a cursor; its
+    actions and rewards by row, and its frames read on demand (see :class:`Checkpoint`)."""
 
-    files: dict[str, Path]
-    limit: int
-    stack: int
-    actions: np.ndarray = field(init=False)
-    rewards: np.ndarray = field(init=False)
-    terminals: np.ndarray = field(init=False)
-    episodes: list[tuple[int, int]] = field(init=False)  # (first row, last row) of whole episodes
+    episodes: list[tuple[int, int]]
+    actions: np.ndarray
+    rewards: np.ndarray
+    where: Path  # the file named in errors
     cursor: int = 0
-    _stream: NpyStream | None = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
+    def take(self, n: int) -> list[tuple[int, int]]:
+        """The next ``n`` whole episodes from this checkpoint's cursor (fewer near its end)."""
+        eps = self.episodes[self.cursor : self.cursor + n]
+        self.cursor += len(eps)
+        return eps
+
+    def frames(self, first: int, last: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+class Checkpoint(Episodes):
+    """The first ``limit`` rows of one DQN-replay checkpoint: small arrays in memory, frames read
+    on demand."""
+
+    def __init__(self, files: dict[str, Path], limit: int, stack: int) -> None:
+        self.files, self.where = files, files["observation"]
+        self._stream: NpyStream | None = None
         obs_path = self.files["observation"]
         with NpyStream(obs_path) as s:
             rows = s.rows
@@ -142,21 +156,15 @@ class Checkpoint:
                 if s.shape[:1] != (rows,) or len(s.shape) != 1:
                     raise OffbenchError(f"{self.files[element]}: has shape {s.shape} but the checkpoint's "
                                         f"observations have {rows} rows (mismatched lengths)")
-                small[element] = s.read(min(self.limit, rows))
+                small[element] = s.read(min(limit, rows))
         with NpyStream(self.files["add_count"]) as s:
             add_count = int(s.read_all())
         with NpyStream(self.files["invalid_range"]) as s:
             invalid = {int(i) for i in s.read_all().reshape(-1)}
         self.actions = small["action"].astype(np.int64)
         self.rewards = small["reward"].astype(np.float32)
-        self.terminals = small["terminal"].astype(bool)
-        self.episodes = whole_episodes(self.terminals, self.stack - 1, fresh=add_count <= rows, invalid=invalid)
-
-    def take(self, n: int) -> list[tuple[int, int]]:
-        """The next ``n`` whole episodes from this checkpoint's cursor (fewer near its end)."""
-        eps = self.episodes[self.cursor : self.cursor + n]
-        self.cursor += len(eps)
-        return eps
+        terminals = small["terminal"].astype(bool)
+        self.episodes = whole_episodes(terminals, stack - 1, fresh=add_count <= rows, invalid=invalid)
 
     def frames(self, first: int, last: int) -> np.ndarray:
         """Frames of rows ``first..last`` (inclusive). Visits only move forward, so one open stream
@@ -192,48 +200,68 @@ def whole_episodes(terminals: np.ndarray, pad: int, fresh: bool, invalid: set[in
     return out
 
 
-# -- the subset ----------------------------------------------------------------------------------
+# -- where a checkpoint's files lie ---------------------------------------------------------------
+class Layout:
+    """How one upstream stores the checkpoints: the files of checkpoint ``ckpt`` (paths under the
+    base URL), where they lie in a local copy, and how to read them. DQN-replay's is this class;
+    RL Unplugged's (:mod:`offbench.data.sources.rl_unplugged`) is another."""
+
+    name = "DQN-replay"
+    quote = True  # '$' in the file names is sent as %24
+
+    def relative_paths(self, spec: DatasetSpec, ckpt: int) -> dict[str, str]:
+        rel_dir = f"dqn/{spec.params['game']}/{spec.params['run']}/replay_logs"
+        return {e: f"{rel_dir}/{file_name(e, ckpt)}" for e in STORE + EXTRA}
+
+    def find_local(self, spec: DatasetSpec, root: Path) -> Path:
+        """The directory of a local copy that holds the files (``root`` or one below it)."""
+        rel_dir = f"dqn/{spec.params['game']}/{spec.params['run']}/replay_logs"
+        for cand in (root, root / "replay_logs", root / rel_dir, root / rel_dir.split("/", 1)[1]):
+            if any(cand.glob("$store$_observation_ckpt.*.gz")):
+                return cand
+        raise OffbenchError(f"{root}: no DQN-replay checkpoint files ($store$_observation_ckpt.N.gz) in it or in "
+                            f"{rel_dir} below it")
+
+    def open(self, files: dict[str, Path], limit: int, stack: int) -> Episodes:
+        return Checkpoint(files, limit, stack)
+
+
+DQN_REPLAY = Layout()
+
+
 class Files:
     """Locates (downloading in parallel, a few checkpoints ahead) the files of each checkpoint."""
 
-    def __init__(self, spec: DatasetSpec, ctx: FetchContext) -> None:
-        self.spec, self.ctx = spec, ctx
-        self.rel_dir = f"dqn/{spec.params['game']}/{spec.params['run']}/replay_logs"
+    def __init__(self, spec: DatasetSpec, ctx: FetchContext, layout: Layout) -> None:
+        self.spec, self.ctx, self.layout = spec, ctx, layout
         local = ctx.local or (Path(spec.params["local_dir"]) if spec.params.get("local_dir") else None)
-        self.local = self._local_dir(local) if local is not None else None
+        if local is not None and not local.exists():
+            raise OffbenchError(f"{spec.name}: {local} does not exist (expected a {layout.name} directory)")
+        self.local = layout.find_local(spec, local) if local is not None else None
         self.pool = ThreadPoolExecutor(max_workers=max(1, ctx.workers)) if self.local is None else None
         self.pending: dict[int, list[Future]] = {}
         self.cancel = threading.Event()
         self.origins: dict[str, None] = {}  # the directories the files came from (upstream or a mirror)
 
-    def _local_dir(self, root: Path) -> Path:
-        if not root.exists():
-            raise OffbenchError(f"{self.spec.name}: {root} does not exist (expected a DQN-replay directory)")
-        for cand in (root, root / "replay_logs", root / self.rel_dir, root / self.rel_dir.split("/", 1)[1]):
-            if (cand / file_name("observation", 0)).exists() or any(cand.glob("$store$_observation_ckpt.*.gz")):
-                return cand
-        raise OffbenchError(f"{root}: no DQN-replay checkpoint files ($store$_observation_ckpt.N.gz) in it or in "
-                            f"{self.rel_dir} below it")
-
     def prefetch(self, ckpt: int) -> None:
         if self.pool is None or ckpt in self.pending:
             return
-        jobs = [self.ctx.downloads_of(self.spec, f"{self.rel_dir}/{file_name(element, ckpt)}", quote=True)
-                for element in STORE + EXTRA]
+        jobs = [self.ctx.downloads_of(self.spec, rel, quote=self.layout.quote)
+                for rel in self.layout.relative_paths(self.spec, ckpt).values()]
         self.pending[ckpt] = [self.pool.submit(download, j, self.ctx.progress, self.cancel) for j in jobs]
 
     def get(self, ckpt: int) -> dict[str, Path]:
-        elements = STORE + EXTRA
+        rels = self.layout.relative_paths(self.spec, ckpt)
         if self.local is not None:
-            files = {e: self.local / file_name(e, ckpt) for e in elements}
+            files = {e: self.local / rel.rsplit("/", 1)[-1] for e, rel in rels.items()}
             missing = [str(p) for p in files.values() if not p.is_file()]
             if missing:
-                raise OffbenchError(f"{missing[0]}: missing from the DQN-replay directory")
+                raise OffbenchError(f"{missing[0]}: missing from the {self.layout.name} directory")
             return files
         self.prefetch(ckpt)
         got = [f.result() for f in self.pending[ckpt]]
         self.origins.update(dict.fromkeys(g.url.rsplit("/", 1)[0] for g in got))
-        return {e: g.path for e, g in zip(elements, got)}
+        return {e: g.path for e, g in zip(rels, got)}
 
     def discard(self, ckpt: int) -> None:
         if self.local is None:
@@ -248,6 +276,7 @@ class Files:
             self.pool.shutdown(wait=True, cancel_futures=True)
 
 
+# -- the subset ----------------------------------------------------------------------------------
 def picks(seed: int, first: int, count: int) -> Iterator[int]:
     """The checkpoint visited at each step: uniform over ``first..first+count-1``, deterministic."""
     rng = np.random.default_rng(seed)
@@ -255,13 +284,14 @@ def picks(seed: int, first: int, count: int) -> Iterator[int]:
         yield from (int(c) for c in rng.integers(first, first + count, size=1024))
 
 
-def sample_subset(spec: DatasetSpec, ctx: FetchContext) -> tuple[Arrays, dict[str, Any]]:
-    """Collect whole episodes with the DT recipe until ``transitions`` rows; canonical arrays."""
+def sample_subset(spec: DatasetSpec, ctx: FetchContext, layout: Layout = DQN_REPLAY) -> tuple[Arrays, dict[str, Any]]:
+    """Collect whole episodes with the DT recipe until ``transitions`` rows; canonical arrays.
+    ``layout``: the upstream's file layout (the recipe is the same whichever holds the episodes)."""
     p = spec.params
     target, limit, per_visit = int(p["transitions"]), int(p["per_checkpoint"]), int(p["trajectories_per_visit"])
     first, count, stack = int(p.get("first_checkpoint", 0)), int(p["checkpoints"]), int(p.get("frame_stack", 4))
-    files = Files(spec, ctx)
-    ckpts: dict[int, Checkpoint] = {}
+    files = Files(spec, ctx, layout)
+    ckpts: dict[int, Episodes] = {}
     frames = np.empty((target + limit, *FRAME), dtype=np.uint8)  # pages are touched only as filled
     actions, rewards, starts, n = [], [], [], 0
     exhausted: set[int] = set()
@@ -282,7 +312,7 @@ def sample_subset(spec: DatasetSpec, ctx: FetchContext) -> tuple[Arrays, dict[st
             if c not in ckpts:
                 paths = files.get(c)
                 try:
-                    ckpts[c] = Checkpoint(paths, limit, stack)
+                    ckpts[c] = layout.open(paths, limit, stack)
                 except OffbenchError:
                     files.discard(c)
                     raise
@@ -297,7 +327,7 @@ def sample_subset(spec: DatasetSpec, ctx: FetchContext) -> tuple[Arrays, dict[st
                 for s, _ in eps:
                     if window[s - (stack - 1) - lo : s - lo].any() or ck.actions[s - stack + 1 : s].any() \
                             or ck.rewards[s - stack + 1 : s].any():
-                        raise OffbenchError(f"{ck.files['observation']}: rows {s - stack + 1}-{s - 1} before the "
+                        raise OffbenchError(f"{ck.where}: rows {s - stack + 1}-{s - 1} before the "
                                             f"episode at row {s} are not zero padding; not a DQN-replay checkpoint")
             except OffbenchError:
                 files.discard(c)  # a damaged download is fetched again next time
