@@ -66,7 +66,8 @@ def test_any_minari_id_fetches_runs_and_reports(minari_root: Path, dataset_id: s
     assert run.returncode == 0 and f"{len(algos.split(','))} finished" in run.stdout, run.stderr
     report = json.loads(offbench("report", "--json").stdout)
     assert {r["dataset"] for r in report["rows"]} == {name}
-    summaries = [json.loads(s.read_text()) for s in Path("results").glob("*/*/*/seed-0/summary.json")]
+    summaries = [json.loads(s.read_text()) for s in (minari_root.parent / "results").glob("*/*/*/seed-0/summary.json")]
+    assert len(summaries) == len(algos.split(","))
     for s in summaries:
         assert s["dataset"] == name and s["score_last"] == pytest.approx(spec.normalize(s["return_last"]))
     status = json.loads(offbench("status", "--json").stdout)

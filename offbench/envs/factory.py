@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import warnings
 from typing import Any
@@ -13,7 +14,9 @@ from offbench.data.spec import DatasetSpec
 from offbench.envs import keytodoor
 from offbench.errors import OffbenchError
 
-EXTRAS = {"mujoco": "mujoco", "atari": "atari"}
+EXTRAS = {"mujoco": "mujoco", "atari": "atari", "ogbench": "ogbench", "robotics": "robotics"}
+#: Packages whose import registers a domain's environments with gymnasium.
+REGISTERS = {"ogbench": "ogbench", "robotics": "gymnasium_robotics"}
 
 
 def make_gym_env(env_id: str, domain: str = "", **kwargs: Any) -> gym.Env:
@@ -21,6 +24,8 @@ def make_gym_env(env_id: str, domain: str = "", **kwargs: Any) -> gym.Env:
     rescaled to [-1, 1] where the environment's bounds differ (the policies' tanh range)."""
     keytodoor.register()
     try:
+        if domain in REGISTERS:
+            importlib.import_module(REGISTERS[domain])
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*is out of date.*")  # D4RL's data were made on v2-v4 envs
             env = gym.make(env_id, **kwargs)

@@ -8,7 +8,7 @@ mirror to use and whether the user gave a local copy. Third-party packages add s
 
 from __future__ import annotations
 
-from offbench.data.sources import d4rl, dqn_replay, generated, keytodoor, minari, registered, rl_unplugged  # noqa: F401  (they register)
+from offbench.data.sources import d4rl, dqn_replay, generated, keytodoor, minari, ogbench, registered, rl_unplugged  # noqa: F401  (they register)
 from offbench.data.sources.base import SOURCES, Arrays, Build, FetchContext
 
 __all__ = ["SOURCES", "Arrays", "Build", "FetchContext", "get_source"]
