@@ -50,8 +50,10 @@ class RunPlan:
 
     def with_run_spec(self) -> RunPlan:
         """This plan with reference returns known, read from the cached data where the registry
-        has none (once, before the run, not at every evaluation)."""
-        if self.spec.ref_min_return is not None and self.spec.ref_max_return is not None:
+        has none, and the evaluation environment the data name where the registry says so
+        (``env_from_data``); once, before the run, not at every evaluation."""
+        known = self.spec.ref_min_return is not None and self.spec.ref_max_return is not None
+        if known and not self.spec.params.get("env_from_data"):
             return self
         return dataclasses.replace(self, spec=cache.run_spec(self.dataset))
 

@@ -102,3 +102,45 @@ def test_listing_an_unreachable_remote_catalogue_is_one_line(minari_root: Path) 
     line = one_line_error(offbench("list", "datasets", "--remote", "minari"), 1)
     assert "the remote Minari catalogue hf://offbench-test-nonexistent did not answer" in line
     assert "--remote lists datasets" in one_line_error(offbench("list", "algos", "--remote", "minari"), 2)
+
+
+def test_a_d4rl_namespace_name_flattens_dict_observations_and_evaluates_where_the_data_say(
+        minari_root: Path) -> None:
+    """``antmaze-umaze`` (registered: Minari's ``D4RL/antmaze/umaze-v1``, D4RL's references) from a
+    dataset the test writes under that id with dict observations: the flattened order is the
+    documented one, the evaluation environment is the metadata's (its kwargs and episode cap),
+    and the evaluation records the success rate beside the normalized score."""
+    pytest.importorskip("gymnasium_robotics")
+    from minari import create_dataset_from_buffers
+    from minari.data_collector import EpisodeBuffer
+
+    env = gym.make("AntMaze_UMaze-v4", continuing_task=False, max_episode_steps=40)
+    rng = np.random.default_rng(0)
+    buffers, first = [], None
+    for i, t in enumerate(LENGTHS):
+        space = env.observation_space
+        obs = {k: rng.normal(size=(t + 1, *space[k].shape)) for k in ("observation", "desired_goal", "achieved_goal")}
+        first = first if first is not None else {k: v[0] for k, v in obs.items()}
+        buffers.append(EpisodeBuffer(id=i, observations=obs, actions=list(rng.uniform(-1, 1, (t, 8)).astype(np.float32)),
+                                     rewards=list(rng.integers(0, 2, t).astype(float)),
+                                     terminations=[False] * t, truncations=[False] * (t - 1) + [True], infos={}))
+    create_dataset_from_buffers("D4RL/antmaze/umaze-v1", buffers, env=env.spec, algorithm_name="test",
+                                author="offbench tests", author_email="tests@example.org",
+                                code_permalink="https://example.org/offbench", description="offbench test data")
+    p = offbench("fetch", "antmaze-umaze")
+    assert p.returncode == 0, p.stderr
+    data = cache.load("antmaze-umaze", fetch_missing=False)
+    order = ("achieved_goal", "desired_goal", "observation")  # alphabetical, as documented
+    np.testing.assert_allclose(data.observations[0], np.concatenate([first[k] for k in order]), rtol=1e-6)
+    assert data.observations.shape[1] == 31 and cache.info("antmaze-umaze")["observation_keys"] == ",".join(order)
+    spec = cache.run_spec("antmaze-umaze")
+    assert spec.env == "AntMaze_UMaze-v4" and spec.max_episode_steps == 40
+    assert spec.env_kwargs["continuing_task"] is False and (spec.ref_min_return, spec.ref_max_return) == (0.0, 1.0)
+    run = offbench("run", "--algo", "bc", "--env", "antmaze-umaze", "--steps", "4", "--eval-episodes", "2",
+                   "--set", "eval_every=0")
+    assert run.returncode == 0 and "1 finished" in run.stdout, run.stderr
+    metrics = list((minari_root.parent / "results").glob("antmaze-umaze/bc/*/seed-0/metrics.jsonl"))
+    evals = [json.loads(line) for line in metrics[0].read_text().splitlines() if '"eval"' in line]
+    final = evals[-1]["targets"][0]
+    assert "success_rate" in final and final["length_mean"] <= 40
+    assert final["score_mean"] == pytest.approx(100.0 * final["return_mean"])  # D4RL: 0 and 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -152,12 +153,20 @@ def load(name: str, fetch_missing: bool = True) -> Dataset:
 
 def run_spec(name: str) -> DatasetSpec:
     """The spec with reference returns filled in from the cached file where the registry has none
-    (Minari datasets carry theirs in their metadata)."""
+    (Minari datasets carry theirs in their metadata), and with ``env_from_data`` the evaluation
+    environment the data's metadata names (its id, keyword arguments and episode cap)."""
     spec = get_spec(name)
-    if spec.ref_min_return is not None and spec.ref_max_return is not None:
+    from_data = bool(spec.params.get("env_from_data"))
+    if spec.ref_min_return is not None and spec.ref_max_return is not None and not from_data:
         return spec
     path = dataset_path(name)
     attrs = store.read_attrs(path) if path.is_file() else {}
+    if from_data and attrs.get("env_spec"):
+        env = json.loads(attrs["env_spec"])
+        spec = dataclasses.replace(spec, env=env["id"], env_kwargs=dict(env.get("kwargs") or {}),
+                                   max_episode_steps=int(env.get("max_episode_steps") or spec.max_episode_steps))
+    if spec.ref_min_return is not None and spec.ref_max_return is not None:
+        return spec
     lo, hi = attrs.get("ref_min_return"), attrs.get("ref_max_return")
     if lo is None or hi is None:
         raise OffbenchError(f"{name}: no reference returns in datasets.toml nor in the cached data "
@@ -174,7 +183,8 @@ def _space_repr(data: Dataset) -> tuple[str, str]:
     return obs, f"Box({data.actions.dtype}, shape={tuple(data.actions.shape[1:])})"
 
 
-PROVENANCE = ("origin", "file_sha256", "downloaded", "minari_id", "recipe", "checkpoints_read")
+PROVENANCE = ("origin", "file_sha256", "downloaded", "minari_id", "ogbench_id", "recipe", "checkpoints_read",
+              "observation_keys")
 
 
 def info(name: str) -> dict[str, Any]:

@@ -3,11 +3,29 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
 import numpy as np
+
+
+def flat_observations(obs: Mapping[str, Any], lead: int = 1) -> np.ndarray:
+    """A dict observation as one vector (``lead``: leading batch or time dimensions kept): its keys
+    in alphabetical order (gymnasium's order for a ``Dict`` space made from a dict; goal-reaching
+    sets: ``achieved_goal``, ``desired_goal``, ``observation``), a nested dict's the same way in
+    its place, each array flattened row-major. The data and the evaluation environment
+    (:func:`offbench.envs.factory.make_gym_env`) use this one order."""
+    parts = []
+    for key in sorted(obs):
+        value = obs[key]
+        if isinstance(value, Mapping):
+            parts.append(flat_observations(value, lead))
+        else:
+            a = np.asarray(value)
+            parts.append(a.reshape(*a.shape[:lead], -1))
+    return np.concatenate(parts, axis=-1)
 
 
 @dataclass

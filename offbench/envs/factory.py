@@ -10,6 +10,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
+from offbench.data.dataset import flat_observations
 from offbench.data.spec import DatasetSpec
 from offbench.envs import keytodoor
 from offbench.errors import OffbenchError
@@ -33,6 +34,12 @@ def make_gym_env(env_id: str, domain: str = "", **kwargs: Any) -> gym.Env:
         hint = f"; install the '{EXTRAS[domain]}' extra (pip install 'offbench[{EXTRAS[domain]}]')" \
             if domain in EXTRAS else ""
         raise OffbenchError(f"cannot make environment {env_id}: {e}{hint}") from None
+    except Exception as e:  # noqa: BLE001  (the environment's own code failed: say so in one line)
+        raise OffbenchError(f"cannot make environment {env_id}: its constructor raised {type(e).__name__}"
+                            f"{': ' + str(e) if str(e) else ''} (a version mismatch between it and its "
+                            "simulator?)") from None
+    if isinstance(env.observation_space, gym.spaces.Dict):
+        env = FlatDictObservation(env)
     space = env.action_space
     if isinstance(space, gym.spaces.Box) and not (np.all(space.low == -1) and np.all(space.high == 1)):
         with warnings.catch_warnings():  # [-1, 1] is exact in float32: gymnasium's precision warning says nothing
@@ -55,6 +62,30 @@ def make_env(spec: DatasetSpec) -> gym.Env:
     else:
         env = make_gym_env(spec.env, spec.domain, max_episode_steps=spec.max_episode_steps, **spec.env_kwargs)
     return DelayedReward(env) if spec.reward == "delayed" else env
+
+
+class FlatDictObservation(gym.ObservationWrapper):
+    """A ``Dict`` of ``Box`` observations as one float32 vector, in the order the data are
+    flattened (:func:`offbench.data.dataset.flat_observations`)."""
+
+    def __init__(self, env: gym.Env) -> None:
+        super().__init__(env)
+        space = env.observation_space
+        low = flat_observations(_bounds(space, "low"), lead=0)
+        high = flat_observations(_bounds(space, "high"), lead=0)
+        self.observation_space = gym.spaces.Box(low.astype(np.float32), high.astype(np.float32), dtype=np.float32)
+
+    def observation(self, observation: Any) -> np.ndarray:
+        return flat_observations(observation, lead=0).astype(np.float32)
+
+
+def _bounds(space: gym.Space, which: str) -> Any:
+    """The ``low`` or ``high`` bounds of a (nested) ``Dict`` of ``Box`` spaces, as nested dicts."""
+    if isinstance(space, gym.spaces.Dict):
+        return {k: _bounds(s, which) for k, s in space.spaces.items()}
+    if not isinstance(space, gym.spaces.Box):
+        raise OffbenchError(f"dict observations are flattened only where every entry is a Box, not {space}")
+    return getattr(space, which)
 
 
 class DelayedReward(gym.Wrapper):

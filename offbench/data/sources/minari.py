@@ -23,7 +23,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from offbench.data.dataset import Dataset
+from offbench.data.dataset import Dataset, flat_observations
 from offbench.data.sources.base import SOURCES, Arrays, FetchContext
 from offbench.data.spec import NAMESPACES, OWN_RANGE_SCORE, DatasetSpec
 from offbench.envs.factory import env_domain
@@ -227,8 +227,10 @@ def to_arrays(ds: Any, where: str) -> Arrays:
     n = 0
     for ep in ds.iterate_episodes():
         o = ep.observations
-        if isinstance(o, dict) or not isinstance(o, np.ndarray):
-            raise OffbenchError(f"{where}: dict or tuple observations are not supported yet")
+        if isinstance(o, dict):
+            o = flat_observations(o)
+        if not isinstance(o, np.ndarray):
+            raise OffbenchError(f"{where}: tuple observations are not supported (dicts of arrays are flattened)")
         t = len(ep.actions)
         if len(o) != t + 1 or len(ep.rewards) != t:
             raise OffbenchError(f"{where}: episode {ep.id} has {len(o)} observations for {t} actions")
@@ -282,4 +284,9 @@ def build(spec: DatasetSpec, ctx: FetchContext) -> tuple[Arrays, dict[str, Any]]
         attrs.update(ref_min_return=lowest, ref_max_return=best, target_return=best)
     if isinstance(ds.action_space, gym.spaces.Discrete):
         attrs["num_actions"] = int(ds.action_space.n)
+    if isinstance(ds.observation_space, gym.spaces.Dict):
+        attrs["observation_keys"] = ",".join(sorted(ds.observation_space.spaces))  # the flattened order
+    env_spec = env_spec_of(meta)
+    if env_spec is not None:
+        attrs["env_spec"] = json.dumps(env_spec)
     return arrays, attrs
