@@ -297,6 +297,7 @@ def register(name: str, from_file: Path | None, from_dir: Path | None, env_id: s
     Example:
       offbench register my-pendulum --from-file logs/pendulum.npz --env Pendulum-v1
       offbench register my-hopper --from-file hopper_mine.hdf5 --env Hopper-v4 --ref-min -20 --ref-max 3234
+      offbench register my-pong --from-dir dqn/Pong/1/replay_logs --env ALE/Pong-v5 --ref-min -20.7 --ref-max 14.6
       offbench run --algo bc,iql --env my-pendulum --seeds 3
     """
     from offbench.data.register import register_dataset

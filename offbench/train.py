@@ -230,6 +230,7 @@ def _execute(plans: list[RunPlan], dev: torch.device, progress: SeedProgress,
             "steps": steps, "eval_episodes": cfg.eval_episodes, "score_name": spec.score,
             "score_last": last["score"], "score_best": best["score"], "best_step": best["step"],
             "return_last": last["return"], "return_best": best["return"],
+            "success_last": last["targets"][0].get("success_rate"),  # where the environment reports success
             "targets_last": last["targets"], "device": str(dev), "seeds_together": len(plans),
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "train_seconds": seconds, "threads": torch.get_num_threads(), "offbench_version": __version__,

@@ -144,3 +144,20 @@ def test_a_d4rl_namespace_name_flattens_dict_observations_and_evaluates_where_th
     final = evals[-1]["targets"][0]
     assert "success_rate" in final and final["length_mean"] <= 40
     assert final["score_mean"] == pytest.approx(100.0 * final["return_mean"])  # D4RL: 0 and 1
+
+
+def test_a_minari_id_whose_environment_is_not_installed_is_one_line(minari_root: Path) -> None:
+    import minari
+
+    make("test/cartpole/custom-v0", "CartPole-v1", True)
+    meta_path = Path(minari.load_dataset("test/cartpole/custom-v0").storage.data_path) / "metadata.json"
+    meta = json.loads(meta_path.read_text())
+    for key in ("env_spec", "eval_env_spec"):
+        if meta.get(key):
+            spec = json.loads(meta[key])
+            spec["id"] = "CustomCartPole-v0"
+            meta[key] = json.dumps(spec)
+    meta_path.write_text(json.dumps(meta))
+    line = one_line_error(offbench("fetch", "minari:test/cartpole/custom-v0"), 1)
+    assert "'CustomCartPole-v0' is not installed" in line and "offbench register" in line
+    assert not cache.dataset_path("minari:test/cartpole/custom-v0").exists()

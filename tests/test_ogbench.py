@@ -81,8 +81,13 @@ def test_an_ogbench_id_fetches_runs_and_reports_success_rates(tmp_path: Path) ->
     for path in metrics:
         final = [json.loads(line) for line in path.read_text().splitlines() if '"eval"' in line][-1]["targets"][0]
         assert final["score_mean"] == final["success_rate"] and final["success_rate"] in (0.0, 50.0, 100.0)
+    summaries = [json.loads(p.read_text()) for p in (tmp_path / "results").glob("*/*/*/seed-0/summary.json")]
+    assert all(s["score_last"] == s["success_last"] for s in summaries) and len(summaries) == 2
     report = json.loads(offbench("report", "--json").stdout)
     assert {r["dataset"] for r in report["rows"]} == {name}
+    reported = {r["algo"]: r for r in report["rows"]}
+    for s in summaries:  # the success rate is the score (one seed: the mean), not re-normalized from the return
+        assert reported[s["algo"]]["mean"] == pytest.approx(s["success_last"])
 
 
 def test_ogbench_bad_names_and_files_are_one_line(tmp_path: Path) -> None:

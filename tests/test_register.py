@@ -117,3 +117,32 @@ def test_register_refuses_what_does_not_fit_and_replaces_only_with_force(isolate
     assert "not a dataset .npz, missing observations" in line
     assert "does not exist" in one_line_error(offbench("register", "other", "--from-file", str(tmp_path / "none.npz"),
                                                        "--env", "Pendulum-v1"), 2)
+
+
+@pytest.mark.parametrize("layout", ["dqn_replay", "rl_unplugged"])
+def test_register_an_atari_replay_directory(isolated: Path, tmp_path: Path, layout: str) -> None:
+    """A DQN-replay or RL Unplugged directory: the DT recipe over the checkpoints it holds; the
+    entry remakes the same file from the directory."""
+    pytest.importorskip("ale_py")
+    from tests.upstream import dqn_checkpoint, rlu_shard, write_dqn_checkpoint
+
+    root = tmp_path / "replay" / "Pong" / "1" / "replay_logs"
+    episodes = {3: [20, 15, 30], 4: [33, 22, 17]}  # checkpoints 3 and 4 only
+    for c, lengths in episodes.items():
+        arrays = dqn_checkpoint(lengths, seed=c, capacity=sum(lengths) + 3 * len(lengths) + 8)
+        if layout == "dqn_replay":
+            write_dqn_checkpoint(root, c, arrays)
+        else:
+            root.mkdir(parents=True, exist_ok=True)
+            (root / f"run_1-{c:05d}-of-00050").write_bytes(rlu_shard(c, arrays))
+    p = offbench("register", "my-pong", "--from-dir", str(tmp_path / "replay"), "--env", "ALE/Pong-v5")
+    assert p.returncode == 0 and "my-pong: registered" in p.stdout, p.stderr
+    info = cache.info("my-pong")
+    # DQN-replay leaves out the last episode of each buffer (it touches the rows around the write cursor)
+    whole = sum(sum(ls[:-1]) if layout == "dqn_replay" else sum(ls) for ls in episodes.values())
+    assert info["source"] == layout and info["domain"] == "atari" and info["transitions"] == whole
+    data = cache.load("my-pong", fetch_missing=False)
+    assert data.stack_indices is not None and data.obs_shape == (4, 84, 84) and data.action_dim == 6
+    digest = info["content_sha256"]
+    cache.dataset_path("my-pong").unlink()
+    assert offbench("fetch", "my-pong").returncode == 0 and cache.info("my-pong")["content_sha256"] == digest

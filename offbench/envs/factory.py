@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib
+import io
 import re
 import warnings
 from typing import Any
@@ -26,7 +28,8 @@ def make_gym_env(env_id: str, domain: str = "", **kwargs: Any) -> gym.Env:
     keytodoor.register()
     try:
         if domain in REGISTERS:
-            importlib.import_module(REGISTERS[domain])
+            _import_quietly(REGISTERS[domain])
+        is_registered(env_id)
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", message=".*is out of date.*")  # D4RL's data were made on v2-v4 envs
             env = gym.make(env_id, **kwargs)
@@ -108,13 +111,41 @@ class DelayedReward(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
+def _import_quietly(module: str) -> None:
+    """Import a package that registers environments without the notices it prints on import
+    (gymnasium-robotics prints one per release to standard error)."""
+    with warnings.catch_warnings(), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        importlib.import_module(module)
+
+
+def is_registered(env_id: str) -> bool:
+    """Whether gymnasium knows ``env_id``, after importing the installed packages that register
+    environments offbench evaluates in (gymnasium-robotics, ogbench) if it does not yet."""
+    keytodoor.register()
+    base = env_id.split(":", 1)[-1]
+    if base in gym.registry:
+        return True
+    for module in REGISTERS.values():
+        try:
+            _import_quietly(module)
+        except ImportError:
+            continue
+        if base in gym.registry:
+            return True
+    return False
+
+
 def env_domain(env_id: str) -> str:
     """The family of a gymnasium environment, from its entry point: ``mujoco`` (Hopper-v5, ...),
-    ``classic_control`` (Pendulum-v1), ``box2d``, ...; ``gymnasium`` when unknown."""
-    try:
-        entry = str(gym.spec(env_id).entry_point)
-    except gym.error.Error:
+    ``classic_control`` (Pendulum-v1), ``box2d``, ``robotics`` (gymnasium-robotics), ``ogbench``,
+    ...; ``gymnasium`` when unknown."""
+    if not is_registered(env_id):
         return "gymnasium"
+    entry = str(gym.spec(env_id).entry_point)
+    for package, domain in (("gymnasium_robotics", "robotics"), ("ogbench", "ogbench")):
+        if entry.startswith(package):
+            return domain
     if "mujoco" in entry:
         return "mujoco"
     found = re.match(r"gymnasium\.envs\.(\w+)", entry)

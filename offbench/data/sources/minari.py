@@ -26,7 +26,7 @@ import numpy as np
 from offbench.data.dataset import Dataset, flat_observations
 from offbench.data.sources.base import SOURCES, Arrays, FetchContext
 from offbench.data.spec import NAMESPACES, OWN_RANGE_SCORE, DatasetSpec
-from offbench.envs.factory import env_domain
+from offbench.envs.factory import env_domain, is_registered
 from offbench.errors import OffbenchError, UsageError, unknown
 
 METADATA_KEYS = ("dataset_id", "total_episodes", "total_steps", "observation_space", "action_space",
@@ -263,6 +263,10 @@ def to_arrays(ds: Any, where: str) -> Arrays:
 def build(spec: DatasetSpec, ctx: FetchContext) -> tuple[Arrays, dict[str, Any]]:
     """Load the spec's ``minari_id`` (or the ``--from-dir`` copy) and convert it."""
     dataset_id = spec.params["minari_id"]
+    if spec.params.get("by_id") and not is_registered(spec.env):
+        raise OffbenchError(f"minari:{dataset_id}: its environment '{spec.env}' is not installed here (no installed "
+                            "package registers it); install it, or evaluate elsewhere with 'offbench register NAME "
+                            "--from-dir <the dataset's directory> --env ENV_ID'")
     if ctx.local is not None:
         data = data_dir(ctx.require_local(spec, "a minari dataset directory"))
         ds = open_dataset(data)
