@@ -81,6 +81,7 @@ def build(results: Path, stat: str = "last", ci: bool = False, algos: list[str] 
         warnings.append(f"{int(twice.sum())} runs repeat the settings and seed of a later run (in another folder: "
                         "recorded before a config field was added or renamed); the later one is used")
         runs = runs[~twice]
+    runs = runs.sort_index()  # back to the records' order (dataset, algorithm, config, seed), not finishing times
     table = score_table(runs, stat)
     few = table[table["seeds"] < 3]
     if len(few):
