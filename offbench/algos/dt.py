@@ -90,20 +90,20 @@ class DTConfig(AlgoConfig):
 
     Key-to-Door (recipe ``offbench``: the paper publishes no hyperparameters for it): the whole
     episode (40 steps) is the context, as the paper says; the paper's general recipe where it
-    works (1 head, ReLU, AdamW wd 1e-4, clip 0.25, batch 64, PyTorch's default init) and three
-    departures, measured on keytodoor-10k/1k with 3-5 seeds (``benchmarks/keytodoor_table6.md``
-    has the defaults' table): embed 32 and 2 layers instead of 128 and 3 (on one core of the
-    2-core CPU 30 gradient steps/s instead of 2.5 with the whole-episode context); lr 1e-2 with a
+    works (1 head, ReLU, AdamW wd 1e-4, clip 0.25, PyTorch's default init) and four departures,
+    measured on keytodoor-10k/1k with 3-5 seeds (``benchmarks/keytodoor_table6.md`` has the
+    defaults' table): embed 32 and 2 layers instead of 128 and 3 (on one core of the 2-core CPU
+    30 gradient steps/s at batch 64 instead of 2.5 with the whole-episode context); lr 1e-2 with a
     100-step warmup and a cosine decay to 10% over 3,000 steps instead of a constant 1e-4 (lr 1e-3
-    with dropout reached 54% on 10K after 4,000 steps; lr 1e-2 without dropout 95, 87, 94, 59 and
-    95% after 3,000); dropout 0.1 on keytodoor-1k only (on its 28 successful episodes it lifts the
-    final success from 31, 32, 28, 30 and 45% to 83, 53, 57, 73 and 43%; on 10K it left 59-60%
-    after 3,000 steps and 63/100% after 6,000). Returns-to-go unscaled (0 or 1), greedy actions,
-    as the paper's BC scoring below the random policy implies deterministic evaluation. Not
-    settled: on 10K single seeds still end far below the others (59% of 95% at 3,000 steps; with
-    5,000 steps 90, 78 and a collapse to 0% at step 3,000 of the third seed; batches of 256 reach
-    100% by step 1,000 on the first seed but end at 84%; a learning rate of 3e-3 gave 97, 57 and
-    92% on seeds 0-2).
+    with dropout reached 54% on 10K after 4,000 steps); batch 128 instead of 64 (at batch 64 one
+    10K seed of five ended at 59%, the others 87-95%: 95, 87, 94, 59, 95; at 128 95, 95, 100, 99
+    and 100%, and on 1K 66, 51, 71, 59 and 73% against 83, 53, 57, 73 and 43% at 64; a learning
+    rate of 3e-3 at 64 gave 97, 57 and 92%, 5,000 steps 90, 78 and a collapse to 0%, batches of
+    256 84% on the first seed); dropout 0.1 on keytodoor-1k only (on its 28 successful episodes
+    it lifts the final success from 31, 32, 28, 30 and 45% to 83, 53, 57, 73 and 43% at batch 64;
+    on 10K it left 59-60% after 3,000 steps and 63/100% after 6,000). Returns-to-go unscaled (0
+    or 1), greedy actions, as the paper's BC scoring below the random policy implies
+    deterministic evaluation.
     """
 
     steps: int = 100_000
@@ -166,7 +166,7 @@ class DTConfig(AlgoConfig):
                       betas=(0.9, 0.95), lr_schedule="mingpt", grad_clip=1.0, rtg_scale=1.0, normalize_obs=False,
                       init="mingpt", embed_tanh=True, embed_ln=False, positions="global+token", head_bias=False,
                       decay_weights_only=True, windows="end-aligned"),
-        "keytodoor": dict(steps=3_000, batch_size=64, eval_every=1_000, eval_episodes=100, context=40,
+        "keytodoor": dict(steps=3_000, batch_size=128, eval_every=1_000, eval_episodes=100, context=40,
                           embed_dim=32, n_layers=2, dropout=0.0, lr=1e-2, warmup_steps=100,
                           lr_schedule="cosine", rtg_scale=1.0, normalize_obs=False, sample_actions=False,
                           recipe="offbench"),
