@@ -51,7 +51,8 @@ from offbench.data.spec import get_spec
 from offbench.devices import resolve_device
 
 SHARED = ["bc", "td3bc", "iql", "cql", "awac", "dt"]  # implemented by d3rlpy too
-OURS_ONLY = ["pbc", "rwr", "awr"]
+OURS_ONLY = ["pbc", "rwr", "awr", "bcq", "bear", "brac"]
+DISCRETE = ["qrdqn", "rem"]  # measured on discrete-action data of the same size (6 actions)
 TARGET_VS_D3RLPY = {"cpu": 2.0, "cuda": 3.0}
 ABSOLUTE_GPU_TARGETS = {"dt": 1000.0, "iql": 2000.0, "td3bc": 2000.0}
 
@@ -79,11 +80,26 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
+def discrete_twin(data: Dataset, actions: int = 6) -> Dataset:
+    """``data`` with each action vector replaced by one of ``actions`` discrete actions."""
+    return Dataset(observations=data.observations, actions=np.argmax(data.actions, axis=1) % actions,
+                   rewards=data.rewards, terminals=data.terminals, timeouts=data.timeouts,
+                   episode_starts=data.episode_starts)
+
+
 def training_step(name: str, data: Dataset, device: torch.device, seeds: int) -> Callable[[], Any]:
-    """One sample-and-update step of ``name`` at its default MuJoCo config, as in ``offbench run``."""
+    """One sample-and-update step of ``name`` at its default MuJoCo config, as in ``offbench run``
+    (the discrete-action algorithms: their class defaults, on :func:`discrete_twin` data).
+    ``name`` may carry overrides after a colon: ``brac:behavior_steps=0`` (BRAC's actor-critic
+    phase; its first 300k steps fit the behaviour policy alone)."""
     spec = get_spec("walker2d-medium")
-    cls = get_algorithm(name)
-    algo = cls.for_data(cls.Config.for_dataset(spec), data, spec, device, list(range(seeds)))
+    algo_name, _, extra = name.partition(":")
+    if algo_name in DISCRETE:
+        data = discrete_twin(data)
+    cls = get_algorithm(algo_name)
+    overrides = dict(kv.split("=", 1) for kv in extra.split(",") if kv)
+    config = cls.Config.for_dataset(spec).with_overrides(overrides)
+    algo = cls.for_data(config, data, spec, device, list(range(seeds)))
     sampler = seed_batches(algo, [algo.make_sampler(data, np.random.default_rng(s)) for s in range(seeds)])
     return lambda: algo.update(sampler.sample())
 
@@ -160,7 +176,7 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=300, help="timed gradient steps per measurement")
     ap.add_argument("--warmup", type=int, default=30)
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--algos", default=",".join(SHARED + OURS_ONLY))
+    ap.add_argument("--algos", default=",".join(SHARED + OURS_ONLY + DISCRETE))
     ap.add_argument("--d3rlpy-python", default=None, help="python of a virtual env with d3rlpy (see d3rlpy_throughput.py)")
     ap.add_argument("--repeats", type=int, default=1, help="measure each library this many times, alternating; report medians")
     ap.add_argument("--skip-seeds", action="store_true", help="no seeds-together measurement")
@@ -208,7 +224,8 @@ def main() -> None:
 def report(raw: dict[str, Any], args: argparse.Namespace, device: torch.device) -> str:
     dev = device.type
     lines = [f"Machine: {raw['machine']}.", f"Command: `{raw['command']}`.", "",
-             f"Gradient steps per second, one seed, default configs, batch 256 (DT: 64 x K 20), {args.steps} timed steps "
+             f"Gradient steps per second, one seed, default configs (batch 256; DT 64 x K 20; BCQ and BEAR 100; "
+             f"QR-DQN and REM 32 on discrete actions), {args.steps} timed steps "
              f"after {args.warmup} warm-up steps, sampling included.", ""]
     d3 = raw.get("d3rlpy", {}).get("results", {})
     d3c = raw.get("d3rlpy_compiled", {}).get("results", {})
@@ -241,7 +258,7 @@ def report(raw: dict[str, Any], args: argparse.Namespace, device: torch.device) 
                   "| algorithm | sequential | together | speed-up | `--seeds` here |", "|---|---|---|---|---|"]
     for name, rate in raw["seeds"].items():
         one = raw["ours"][name]
-        apart = dev == "cpu" and get_algorithm(name).cpu_seeds_together == 1
+        apart = dev == "cpu" and get_algorithm(name.partition(":")[0]).cpu_seeds_together == 1
         lines.append(f"| {name} | {one:,.1f} | {args.seeds * rate:,.1f} | {args.seeds * rate / one:.2f}x | "
                      f"{'apart (1.00x)' if apart else 'together'} |")
     if "eval" in raw:

@@ -357,6 +357,37 @@ def _key_value(text: str, option: str = "--set") -> tuple[str, str]:
     return key.strip(), value.strip()
 
 
+def _launcher_options(f: Any) -> Any:
+    """The options choosing where runs execute (``--launcher`` and each backend's), shared by
+    ``run`` and ``reproduce``."""
+    options = [
+        click.option("--launcher", type=click.Choice(["local", "ray", "slurm"]), envvar="OFFBENCH_LAUNCHER", default="local",
+                  show_default=True, help="Where runs execute: this machine's processes, Ray tasks, or Slurm tasks "
+                                          "(through submitit); also OFFBENCH_LAUNCHER."),
+        click.option("--ray-address", default=None, help="The Ray cluster to join (HOST:PORT or ray://HOST:PORT; also "
+                                                      "RAY_ADDRESS); default: a Ray runtime started for this command."),
+        click.option("--ray-cpus-per-job", type=click.IntRange(min=1), default=None,
+                  help="CPU cores per Ray task (its torch threads).  [default: 1]"),
+        click.option("--ray-gpus-per-job", type=click.FloatRange(min=0), default=None, help="GPUs per Ray task."),
+        click.option("--slurm-partition", default=None, help="Slurm partition of each task."),
+        click.option("--slurm-gpus-per-job", type=click.IntRange(min=0), default=None, help="GPUs per Slurm task."),
+        click.option("--slurm-cpus-per-job", type=click.IntRange(min=1), default=None,
+                  help="CPU cores per Slurm task (its torch threads).  [default: 1]"),
+        click.option("--slurm-time", default=None, help="Time limit per task: minutes or HH:MM:SS (a task that reaches it "
+                                                     "is requeued and resumes).  [default: 60]"),
+        click.option("--slurm-mem", default=None, help="Memory per task, as sbatch takes it (e.g. 16G)."),
+        click.option("--slurm-opt", "slurm_opts", multiple=True, metavar="KEY=VALUE",
+                  help="Any other sbatch option (e.g. account=lab, qos=high, exclude=node3)."),
+        click.option("--slurm-cluster", type=click.Choice(["slurm", "local"]), default=None,
+                  help="'local': run the Slurm tasks on this machine through submitit's local executor."),
+        click.option("--detach", "slurm_detach", is_flag=True, default=None,
+                  help="With --launcher slurm: return once the tasks are submitted ('offbench status' watches them)."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
 @main.command()
 @click.option("--algo", "algos", required=True, help="Algorithm names, comma-separated (see 'offbench list algos').")
 @click.option("--env", "envs", required=True, help="Dataset names or globs, comma-separated.")
@@ -371,27 +402,7 @@ def _key_value(text: str, option: str = "--set") -> tuple[str, str]:
 @click.option("--log", "log", default=None, metavar="NAME[,NAME]",
               help="Also stream each run's metrics to tensorboard (<run>/tensorboard) and/or wandb; "
                    "metrics.jsonl stays the record.")
-@click.option("--launcher", type=click.Choice(["local", "ray", "slurm"]), envvar="OFFBENCH_LAUNCHER", default="local",
-              show_default=True, help="Where runs execute: this machine's processes, Ray tasks, or Slurm tasks "
-                                      "(through submitit); also OFFBENCH_LAUNCHER.")
-@click.option("--ray-address", default=None, help="The Ray cluster to join (HOST:PORT or ray://HOST:PORT; also "
-                                                  "RAY_ADDRESS); default: a Ray runtime started for this command.")
-@click.option("--ray-cpus-per-job", type=click.IntRange(min=1), default=None,
-              help="CPU cores per Ray task (its torch threads).  [default: 1]")
-@click.option("--ray-gpus-per-job", type=click.FloatRange(min=0), default=None, help="GPUs per Ray task.")
-@click.option("--slurm-partition", default=None, help="Slurm partition of each task.")
-@click.option("--slurm-gpus-per-job", type=click.IntRange(min=0), default=None, help="GPUs per Slurm task.")
-@click.option("--slurm-cpus-per-job", type=click.IntRange(min=1), default=None,
-              help="CPU cores per Slurm task (its torch threads).  [default: 1]")
-@click.option("--slurm-time", default=None, help="Time limit per task: minutes or HH:MM:SS (a task that reaches it "
-                                                 "is requeued and resumes).  [default: 60]")
-@click.option("--slurm-mem", default=None, help="Memory per task, as sbatch takes it (e.g. 16G).")
-@click.option("--slurm-opt", "slurm_opts", multiple=True, metavar="KEY=VALUE",
-              help="Any other sbatch option (e.g. account=lab, qos=high, exclude=node3).")
-@click.option("--slurm-cluster", type=click.Choice(["slurm", "local"]), default=None,
-              help="'local': run the Slurm tasks on this machine through submitit's local executor.")
-@click.option("--detach", "slurm_detach", is_flag=True, default=None,
-              help="With --launcher slurm: return once the tasks are submitted ('offbench status' watches them).")
+@_launcher_options
 def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int | None, device: str,
         sets: tuple[str, ...], results: Path | None, workers: int | None, threads: int | None, log: str | None,
         launcher: str, **backend_options: Any) -> None:
@@ -653,6 +664,92 @@ def report(results: Path | None, fmt: str, as_json: bool, stat: str, ci: bool, a
         (err_console if machine else console).print(f"wrote {len(written)} files to {target}")
     for w in rep.warnings:
         click.echo(f"warning: {w}", err=True)
+
+
+@main.command()
+@click.argument("table", required=False)
+@click.option("--list", "show_list", is_flag=True, help="Each table, its source, and how much of its data is cached.")
+@click.option("--budget", type=click.Choice(["paper", "quick"]), default="paper", show_default=True,
+              help="paper: every algorithm's published budget; quick: a CPU-sized one, labelled as not the paper's.")
+@click.option("--dry-run", is_flag=True, help="Print the plan and the compute it needs; run nothing.")
+@click.option("--yes", is_flag=True, help="Run the paper budget on a machine without a GPU.")
+@click.option("--results", type=click.Path(path_type=Path), default=None, help="Results directory (default ./results).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Where the table and figures go (default ./reproduce/TABLE).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto", show_default=True)
+@click.option("--workers", type=click.IntRange(min=1), default=None, help="Parallel runs (default: one per free CPU core).")
+@_threads_option
+@_launcher_options
+def reproduce(table: str | None, show_list: bool, budget: str, dry_run: bool, yes: bool, results: Path | None,
+              out: Path | None, device: str, workers: int | None, threads: int | None, launcher: str,
+              **backend_options: Any) -> None:
+    """Reproduce a published table in one command: fetch its data, train every (dataset,
+    algorithm, seed) at its budget, and print the table beside the published numbers.
+
+    Finished runs are reused, so an interrupted reproduction resumes where it stopped.
+
+    \b
+    Example:
+      offbench reproduce --list
+      offbench reproduce dt-table6 --budget quick
+      offbench reproduce dt-table2 --dry-run
+      offbench reproduce deadly-triad
+    """
+    from offbench import reproduce as rp
+    from offbench.devices import resolve_device
+    from offbench.paths import default_results_root, ensure_writable
+
+    if show_list:
+        import pandas as pd
+
+        _print_frame(pd.DataFrame(rp.listing()), "tables (offbench reproduce TABLE)")
+        return
+    if table is None:
+        raise click.UsageError("name a table; 'offbench reproduce --list' shows them")
+    target = out or Path("reproduce") / table
+    if table in rp.LECTURES:
+        outcome = rp.run_lecture(table, target)
+        for method, q in outcome["linear_max_abs_q"].items():
+            console.print(f"linear Q-learning, {method}: largest |Q| {q:.3g} (every true value is 0)")
+        for method, err in outcome["tabular_final_error"].items():
+            console.print(f"tabular Q-learning, {method}: largest error of the data's entries {err:.3g}")
+        console.print(f"wrote {outcome['figure']} and {outcome['json']}")
+        return
+    t = rp.get_table(table)
+    root = results or default_results_root()
+    plans = rp.plan(t, budget, root)
+    estimate = rp.estimate(plans)
+    if dry_run:
+        console.print(f"{t.name}: {t.source}; budget {budget}")
+        for plan in plans:
+            if plan.seed == 0:
+                seeds = sum(p.dataset == plan.dataset and p.algo == plan.algo for p in plans)
+                console.print(f"  {plan.dataset} / {plan.algo}: {seeds} seeds x {plan.config.steps:,} gradient steps, "
+                              f"{plan.config.eval_episodes} evaluation episodes")
+        for line in estimate.lines():
+            console.print(line)
+        return
+    dev = resolve_device(device)
+    if budget == "paper" and dev.type != "cuda" and not yes:
+        raise UsageError(f"{t.name} at the paper's budget on a machine without a GPU: {estimate.lines()[0]}; add --yes "
+                         "to run it anyway, or --budget quick")
+    backend = _launcher(launcher, root, workers, threads, backend_options)
+    ensure_writable(root)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        with _RunDisplay(plans) as display:
+            res = rp.reproduce(t, budget, plans, root, target, backend, dev, report=display.report)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted: run the same command again to resume unfinished runs") from None
+    _print_report(res["report"], res["extras"], root)
+    for s in res["skipped"]:
+        click.echo(f"note: {s}", err=True)
+    console.print(f"wrote {len(res['written'])} files to {target}")
+    failed = res["outcome"].failed
+    for plan, why in failed:
+        click.echo(f"error: {plan.label}: {why}", err=True)
+    if failed:
+        sys.exit(1)
 
 
 def _print_report(rep: Any, extras: Any, root: Path) -> None:

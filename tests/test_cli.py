@@ -26,7 +26,7 @@ def one_line_error(p: subprocess.CompletedProcess, code: int) -> str:
 
 
 def test_every_command_has_help_with_an_example() -> None:
-    for cmd in ("list", "info", "fetch", "generate", "run", "evaluate", "report", "status", "register"):
+    for cmd in ("list", "info", "fetch", "generate", "run", "evaluate", "report", "status", "register", "reproduce"):
         p = offbench(cmd, "--help")
         assert p.returncode == 0 and "Example" in p.stdout and "offbench " + cmd in p.stdout
 

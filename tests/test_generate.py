@@ -14,7 +14,7 @@ from offbench.data import cache
 from offbench.data.spec import all_specs
 from tests.test_cli import offbench
 
-ALGOS = ["bc", "pbc", "rwr", "awr", "td3bc", "iql", "cql", "awac", "dt"]
+ALGOS = ["bc", "pbc", "rwr", "awr", "td3bc", "iql", "cql", "awac", "dt", "bcq", "bear", "brac"]
 # 900 SAC steps barely learn, so no checkpoint need lie near a third of the way to the expert:
 # medium_window=100 accepts the closest one (the choice itself is tested by test_medium_*).
 TINY = ["--set", "sac_steps=900", "--set", "start_steps=300", "--set", "checkpoint_every=300",
@@ -65,7 +65,7 @@ def test_every_algorithm_trains_and_evaluates_identically_twice(pendulum_home: P
     for out in ("a", "b"):
         p = offbench(*args, "--results", str(tmp_path / out), env=env)
         assert p.returncode == 0, p.stderr
-        assert "9 finished" in p.stdout
+        assert f"{len(ALGOS)} finished" in p.stdout
     for algo in ALGOS:
         [a] = (tmp_path / "a" / "pendulum-medium-replay-local" / algo).glob("*/seed-0/metrics.jsonl")
         b = tmp_path / "b" / a.relative_to(tmp_path / "a")
@@ -106,10 +106,11 @@ def test_d4rl_dataset_trains_and_evaluates_in_real_mujoco(tmp_path: Path) -> Non
 
     path = write_d4rl(tmp_path / "hopper_medium-v2.hdf5", d4rl_arrays([300, 200, 400], obs_dim=11, act_dim=3))
     assert offbench("fetch", "hopper-medium", "--from-file", str(path)).returncode == 0
-    p = offbench("run", "--algo", "td3bc,iql", "--env", "hopper-medium", "--steps", "10", "--eval-episodes", "2",
-                 "--results", str(tmp_path / "r"), "--workers", "1")
+    p = offbench("run", "--algo", "td3bc,iql,bcq,bear,brac", "--env", "hopper-medium", "--steps", "10",
+                 "--eval-episodes", "2", "--set", "brac.behavior_steps=5", "--results", str(tmp_path / "r"),
+                 "--workers", "1")
     assert p.returncode == 0, p.stderr
-    for algo in ("td3bc", "iql"):
+    for algo in ("td3bc", "iql", "bcq", "bear", "brac"):
         [s] = (tmp_path / "r" / "hopper-medium" / algo).glob("*/seed-0/summary.json")
         summary = json.loads(s.read_text())
         # D4RL normalization: 100 * (R + 20.272305) / (3234.3 + 20.272305); a barely trained hopper falls early

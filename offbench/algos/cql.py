@@ -31,7 +31,8 @@ import torch
 import torch.nn.functional as F
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, Algorithm, TransitionAlgorithm
-from offbench.algos.nets import TanhGaussianActor, TwinQ, frozen, soft_update, state_network
+from offbench.algos.discrete import DOPAMINE_ADAM_EPS, DiscreteQLearner, q_network
+from offbench.algos.nets import TanhGaussianActor, TwinQ, frozen, soft_update
 from offbench.algos.seeded import adam, orthogonal_init_, per_seed, xavier_last_layer_
 from offbench.data.info import DataInfo
 
@@ -202,7 +203,7 @@ class CQL(TransitionAlgorithm):
             self.log_alpha.copy_(state["log_alpha"])
 
 
-class DiscreteCQL(TransitionAlgorithm):
+class DiscreteCQL(DiscreteQLearner):
     """Discrete-action CQL, offbench's own variant: CQL(H) on a DQN backbone, not the CQL authors'
     QR-DQN with 200 atoms and ~12.5M updates. Huber TD error to a target network plus
     ``alpha * (logsumexp_a Q(s, a) - Q(s, a_data))`` (the penalty of Kumar et al. 2020's Atari
@@ -210,19 +211,14 @@ class DiscreteCQL(TransitionAlgorithm):
 
     Config = CQLConfig
     config: CQLConfig
-    STATE = ("q", "q_target", "optim")
-    seed_batched = True
 
     def __init__(self, config: CQLConfig, info: DataInfo, device: torch.device,
                  seeds: Sequence[int] = (0,)) -> None:
-        super().__init__(config, info, device, seeds)
-        self.q = state_network(self.obs_shape, config.hidden, self.action_dim).to(device)
-        self.q_target = copy.deepcopy(self.q)
-        self.optim = adam(self.q.parameters(), lr=config.critic_lr, eps=0.01 / 32)
-        self.steps_done = 0
+        super().__init__(config, info, device, seeds, q_network(info, config.hidden, info.action_dim), lr=config.critic_lr,
+                         adam_eps=DOPAMINE_ADAM_EPS)
 
-    def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        c, b = self.config, self.tensors(batch)
+    def loss(self, b: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        c = self.config
         with torch.no_grad():
             next_q = self.q_target(b["next_obs"]).max(-1).values
             target = b["rewards"] + c.discount * (1 - b["dones"]) * next_q
@@ -230,24 +226,7 @@ class DiscreteCQL(TransitionAlgorithm):
         q_data = q_all.gather(-1, b["actions"].unsqueeze(-1)).squeeze(-1)
         td = per_seed(F.smooth_l1_loss(q_data, target, reduction="none"))
         penalty = per_seed(torch.logsumexp(q_all, dim=-1) - q_data)
-        loss = td + c.alpha * penalty
-        self.optim.zero_grad(set_to_none=True)
-        loss.sum().backward()
-        self.optim.step()
-        self.steps_done += 1
-        if c.target_update_every:
-            if self.steps_done % c.target_update_every == 0:
-                self.q_target.load_state_dict(self.q.state_dict())
-        else:
-            soft_update(self.q_target, self.q, c.tau)
-        return {"loss": loss.detach(), "td": td.detach(), "penalty": penalty.detach()}
+        return td + c.alpha * penalty, {"td": td, "penalty": penalty}
 
-    def act(self, obs: torch.Tensor, generator: list[torch.Generator]) -> torch.Tensor:
-        return self.q(obs).argmax(-1)
-
-    def state_dict(self) -> dict:
-        return {**super().state_dict(), "steps_done": self.steps_done}
-
-    def load_state_dict(self, state: dict) -> None:
-        super().load_state_dict(state)
-        self.steps_done = int(state["steps_done"])
+    def action_values(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.q(obs)

@@ -61,24 +61,29 @@ class NatureCNN(nn.Module):
     """The Nature-DQN state encoder per seed, for (stack, 84, 84) uint8 frames given flattened:
     three convolutions (32 8x8/4, 64 4x4/2, 64 3x3/1), then a linear layer to ``out`` features."""
 
-    def __init__(self, obs_shape: tuple[int, ...], out: int, activation: type[nn.Module] = nn.ReLU) -> None:
+    def __init__(self, obs_shape: tuple[int, ...], out: int | None, activation: type[nn.Module] = nn.ReLU) -> None:
         super().__init__()
         self.obs_shape = tuple(obs_shape)
         c, h, w = obs_shape
         self.convs = nn.ModuleList([SeedConv2d(c, 32, 8, 4), SeedConv2d(32, 64, 4, 2), SeedConv2d(64, 64, 3, 1)])
         for conv in self.convs:
             h, w = (h - conv.weight.shape[-1]) // conv.stride + 1, (w - conv.weight.shape[-1]) // conv.stride + 1
-        self.head = nn.Sequential(SeedLinear(64 * h * w, out), activation())
+        self.feature_dim = 64 * h * w  # what :meth:`features` gives per state
+        # ``out`` None: no linear layer (heads of one's own on :meth:`features`)
+        self.head = nn.Sequential(SeedLinear(self.feature_dim, out), activation()) if out is not None else nn.Identity()
 
-    def forward(self, flat: torch.Tensor) -> torch.Tensor:
+    def features(self, flat: torch.Tensor) -> torch.Tensor:
+        """The convolutions' output, (S, ..., 64 * h * w), before the linear layer."""
         s, lead = flat.shape[0], flat.shape[1:-1]
-        x = flat.reshape(s, -1, *self.obs_shape).to(self.head[0].weight.dtype) / 255.0  # (S, N, C, H, W)
+        x = flat.reshape(s, -1, *self.obs_shape).to(self.convs[0].weight.dtype) / 255.0  # (S, N, C, H, W)
         n = x.shape[1]
         x = x.transpose(0, 1).reshape(n, s * self.obs_shape[0], *self.obs_shape[1:])
         for conv in self.convs:
             x = F.relu(conv(x))
-        x = x.reshape(n, s, -1).transpose(0, 1)  # (S, N, 64 * h * w)
-        return self.head(x).reshape(s, *lead, -1)
+        return x.reshape(n, s, -1).transpose(0, 1).reshape(s, *lead, -1)  # (S, ..., 64 * h * w)
+
+    def forward(self, flat: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(flat))
 
 
 def is_image(obs_shape: tuple[int, ...]) -> bool:
