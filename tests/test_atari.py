@@ -43,11 +43,11 @@ def test_generated_pong_is_dqn_replay_format_and_frames_are_stored_once(pong_hom
 
 def test_dt_bc_cql_train_and_evaluate_in_ale_then_report_gamer_normalized(pong_home: Path, tmp_path: Path) -> None:
     env = {"OFFBENCH_HOME": str(pong_home)}
-    p = offbench("run", "--algo", "dt,bc,cql,qrdqn,rem,bcq", "--env", "pong-local", "--steps", "3", "--eval-episodes", "1",
-                 "--set", "batch_size=4", "--set", "dt.n_layers=1", "--set", "dt.context=1",
+    p = offbench("run", "--algo", "dt,bc,cql,qrdqn,rem,bcq,gptbc", "--env", "pong-local", "--steps", "3", "--eval-episodes", "1",
+                 "--set", "batch_size=4", "--set", "dt.n_layers=1", "--set", "dt.context=1", "--set", "gptbc.n_layers=1",
                  "--results", str(tmp_path), "--workers", "1", env=env)
     assert p.returncode == 0, p.stderr
-    for algo in ("dt", "bc", "cql", "qrdqn", "rem", "bcq"):
+    for algo in ("dt", "bc", "cql", "qrdqn", "rem", "bcq", "gptbc"):
         [s] = (tmp_path / "pong-local" / algo).glob("*/seed-0/summary.json")
         summary = json.loads(s.read_text())
         expected = 100 * (summary["return_last"] - (-20.7)) / (14.6 - (-20.7))

@@ -97,3 +97,28 @@ def test_a_block_computed_for_some_rows_equals_those_rows_of_the_full_block(floa
     full = block(x, attn_mask, None)
     for rows in (slice(1, None, 3), slice(8, 9), slice(0, 9)):
         torch.testing.assert_close(block(x, attn_mask, None, rows=rows), full[:, :, rows], rtol=RTOL, atol=ATOL)
+
+
+def test_gptbc_is_dts_gpt_without_returns() -> None:
+    """minGPT's naive model: (s, a) tokens only, so the returns change nothing; the action at step
+    t is predicted from s_t's token, which sees s_1, a_1, ..., s_t but not a_t."""
+    import torch
+
+    from offbench.algos.dt import DecisionTransformer
+    from offbench.algos.gpt_bc import GPTBCConfig
+
+    torch.manual_seed(0)
+    cfg = GPTBCConfig(embed_dim=16, n_layers=2, n_heads=2, context=4, dropout=0.0)
+    model = DecisionTransformer((3,), 5, True, 50, cfg).eval()
+    states = torch.randn(1, 2, 4, 3)
+    actions = torch.randint(0, 5, (1, 2, 4))
+    t = torch.arange(4).expand(1, 2, 4)
+    mask = torch.ones(1, 2, 4)
+    out = model(states, actions, torch.randn(1, 2, 4), t, mask)
+    assert torch.equal(out, model(states, actions, torch.randn(1, 2, 4) * 100, t, mask))  # no return token
+    changed = actions.clone()
+    changed[..., 2] = (changed[..., 2] + 1) % 5
+    again = model(states, changed, torch.zeros(1, 2, 4), t, mask)
+    assert torch.allclose(out[..., :3, :], again[..., :3, :]) and not torch.allclose(out[..., 3, :], again[..., 3, :])
+    last = model(states, actions, torch.zeros(1, 2, 4), t, mask, last_only=True)
+    assert torch.allclose(last, out[..., -1, :], atol=1e-6)

@@ -92,7 +92,7 @@ def test_dt_corl_recipe_is_the_d4rl_default_with_normal_init_everywhere() -> Non
 def test_keytodoor_dt_defaults_are_offbenchs_own_documented_settings() -> None:
     assert DTConfig.for_dataset(get_spec("keytodoor-1k")).dropout == 0.1  # the 1K set's one departure
     cfg = DTConfig.for_dataset(get_spec("keytodoor-10k"))
-    expected = dict(recipe="offbench", steps=3_000, batch_size=64, eval_every=1_000, eval_episodes=100, context=40,
+    expected = dict(recipe="offbench", steps=3_000, batch_size=128, eval_every=1_000, eval_episodes=100, context=40,
                     embed_dim=32, n_layers=2, n_heads=1, dropout=0.0, activation="relu", lr=1e-2, weight_decay=1e-4,
                     warmup_steps=100, lr_schedule="cosine", grad_clip=0.25, rtg_scale=1.0, normalize_obs=False,
                     sample_actions=False, betas=(0.9, 0.999), init="default", embed_tanh=False, embed_ln=True,

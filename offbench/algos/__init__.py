@@ -1,7 +1,7 @@
 """Offline RL algorithms, one file each, registered by name (plug-ins through the
 ``offbench.algorithms`` entry point group)."""
 
-from offbench.algos import awac, bc, bcq, bear, brac, cql, dt, iql, qrdqn, random, rem, td3bc, weighted_bc  # noqa: F401  (they register themselves)
+from offbench.algos import awac, bc, bcq, bear, brac, cql, dt, gpt_bc, iql, qrdqn, random, rem, td3bc, weighted_bc  # noqa: F401  (they register themselves)
 from offbench.algos.base import ALGORITHMS, Algorithm
 from offbench.algos.config import AlgoConfig
 

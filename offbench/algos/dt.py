@@ -139,6 +139,8 @@ class DTConfig(AlgoConfig):
     head_bias: bool = True  # the action head's bias (minGPT's head has none)
     decay_weights_only: bool = False  # weight decay on Linear/Conv weights only (minGPT), else on all
     windows: Literal["padded", "end-aligned"] = "padded"  # padded (left-padded at an episode's end) | end-aligned (moved back, Atari)
+    # False: kzl's minGPT model_type 'naive', (s, a) tokens only, no returns-to-go (the paper's Atari BC: ``gptbc``)
+    returns: bool = True
 
     def validate(self) -> None:
         super().validate()
@@ -235,6 +237,7 @@ class DecisionTransformer(nn.Module):
         d = cfg.embed_dim
         self.discrete, self.dropout = discrete, cfg.dropout
         self.positions, self.embed_tanh = cfg.positions, cfg.embed_tanh
+        self.per_step = 3 if cfg.returns else 2  # tokens per timestep: (R, s, a) or minGPT's naive (s, a)
         if cfg.positions == "timestep":
             self.embed_timestep = SeedEmbedding(max_timestep + 1, d)
         self.embed_return = SeedLinear(1, d)
@@ -279,10 +282,10 @@ class DecisionTransformer(nn.Module):
         """minGPT's positions (``model_atari.py`` l.256-258) for left-padded windows (S, B, K):
         the global embedding of the first real step's timestep, broadcast over the window, plus the
         per-token embedding counted from the first real token (a padded window is positioned as
-        minGPT positions the shorter, unpadded one) -> (S, B, 3K, D)."""
-        k = mask.shape[-1]
+        minGPT positions the shorter, unpadded one) -> (S, B, mK, D), m tokens per step."""
+        k, m = mask.shape[-1], self.per_step
         pad = k - mask.sum(-1).round().long()  # (S, B) left-padded steps
-        token = (torch.arange(3 * k, device=mask.device) - 3 * pad.unsqueeze(-1)).clamp_min(0)
+        token = (torch.arange(m * k, device=mask.device) - m * pad.unsqueeze(-1)).clamp_min(0)
         first = timesteps.gather(-1, pad.clamp(max=k - 1).unsqueeze(-1)).squeeze(-1).clamp(0, self.max_timestep)
         return seed_rows(self.pos_emb, token) + seed_rows(self.global_pos_emb, first).unsqueeze(2)
 
@@ -297,22 +300,26 @@ class DecisionTransformer(nn.Module):
         evaluated for the last state token alone: the same numbers as ``[:, :, -1]``, cheaper.
         The final block always computes only the state tokens' outputs (the only ones predicted from)."""
         s, b, k = mask.shape
-        ret = self.embed_return(returns_to_go.unsqueeze(-1))
+        m = self.per_step
         state, action = self.embed_state(states), self.embed_action(actions)
+        ret = self.embed_return(returns_to_go.unsqueeze(-1)) if m == 3 else None
         if self.embed_tanh:
-            ret, action = torch.tanh(ret), torch.tanh(action)
+            action = torch.tanh(action)
+            ret = torch.tanh(ret) if ret is not None else None
         if self.positions == "timestep":
             time = self.embed_timestep(timesteps.clamp(0, self.max_timestep))
-            ret, state, action = ret + time, state + time, action + time
-        x = torch.stack([ret, state, action], dim=3).reshape(s, b, 3 * k, -1)  # R_1, s_1, a_1, R_2, ...
+            state, action = state + time, action + time
+            ret = ret + time if ret is not None else None
+        steps = [ret, state, action] if ret is not None else [state, action]
+        x = torch.stack(steps, dim=3).reshape(s, b, m * k, -1)  # R_1, s_1, a_1, R_2, ... (naive: s_1, a_1, s_2, ...)
         if self.positions == "global+token":
             x = x + self._position_embeddings(timesteps, mask)
         if self.embed_ln is not None:
             x = self.embed_ln(x)
         if noise is not None:
             x = noise.dropout(x, self.dropout)
-        valid = mask.bool().reshape(s * b, k).repeat_interleave(3, dim=1)  # (S * B, 3K)
-        n = 3 * k
+        valid = mask.bool().reshape(s * b, k).repeat_interleave(m, dim=1)  # (S * B, mK)
+        n = m * k
         if last_only:
             x, valid, n = x[:, :, :-1], valid[:, :-1], n - 1  # ends with the last state token
         causal = torch.ones(n, n, dtype=torch.bool, device=x.device).tril()
@@ -320,7 +327,8 @@ class DecisionTransformer(nn.Module):
         attn_mask = (causal & (valid[:, None, :] | eye))[:, None]  # pads never attended (but self)
         for block in self.blocks[:-1]:
             x = block(x, attn_mask, noise)
-        rows = slice(n - 1, n) if last_only else slice(1, None, 3)  # the last state token, or every one (s_t at 3t + 1)
+        # the last state token, or every one (s_t at m t + m - 2: 3t + 1, naive 2t)
+        rows = slice(n - 1, n) if last_only else slice(m - 2, None, m)
         out = self.predict_action(self.ln_f(self.blocks[-1](x, attn_mask, noise, rows=rows)))
         if last_only:
             out = out[:, :, 0]
