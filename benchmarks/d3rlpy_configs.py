@@ -20,6 +20,8 @@ with contextlib.redirect_stdout(sys.stderr):  # keep import-time notices (gym's)
     from d3rlpy.algos import (
         AWACConfig,
         BCConfig,
+        BCQConfig,
+        BEARConfig,
         CQLConfig,
         DecisionTransformerConfig,
         IQLConfig,
@@ -48,7 +50,7 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-ALGOS = ("bc", "td3bc", "iql", "cql", "awac", "dt")
+ALGOS = ("bc", "td3bc", "iql", "cql", "awac", "dt", "bcq", "bear")
 TRAJECTORY_ALGOS = ("dt",)
 
 #: offbench's MuJoCo defaults (its ``AlgoConfig`` fields) where no resolved config is given.
@@ -65,6 +67,15 @@ OFFBENCH_MUJOCO_DEFAULTS: dict[str, dict[str, Any]] = {
             "hidden": [256, 256, 256], "normalize_obs": True, "backup_entropy": False, "target_update_every": 0},
     "awac": {"steps": 1_000_000, "batch_size": 256, "beta": 1.0 / 3.0, "discount": 0.99, "tau": 0.005,
              "actor_lr": 3e-4, "critic_lr": 3e-4, "hidden": [256, 256], "normalize_obs": True},
+    "bcq": {"steps": 1_000_000, "batch_size": 100, "discount": 0.99, "tau": 0.005, "lmbda": 0.75, "phi": 0.05,
+            "actor_lr": 1e-3, "critic_lr": 1e-3, "vae_lr": 1e-3, "actor_hidden": [400, 300],
+            "critic_hidden": [400, 300], "vae_hidden": [750, 750], "target_samples": 10, "eval_samples": 100,
+            "normalize_obs": False},
+    "bear": {"steps": 1_000_000, "batch_size": 100, "discount": 0.99, "tau": 0.005, "actor_lr": 1e-4,
+             "critic_lr": 1e-3, "vae_lr": 1e-3, "alpha_lr": 1e-3, "num_critics": 2, "hidden": [400, 300],
+             "vae_hidden": [750, 750], "kernel": "laplacian", "mmd_sigma": 10.0, "mmd_samples": 5, "epsilon": 0.05,
+             "warmup_steps": 20_000, "lmbda": 0.75, "target_samples": 10, "eval_samples": 10,
+             "normalize_obs": False},
     "dt": {"steps": 100_000, "batch_size": 64, "context": 20, "embed_dim": 128, "n_layers": 3, "n_heads": 1,
            "dropout": 0.1, "activation": "relu", "lr": 1e-4, "weight_decay": 1e-4, "warmup_steps": 10_000,
            "lr_schedule": "constant", "grad_clip": 0.25, "rtg_scale": 1000.0, "normalize_obs": True,
@@ -218,6 +229,39 @@ def make_config(name: str, cfg: dict[str, Any] | None = None, *, compile_graph: 
         described = {"batch": c["batch_size"], "actor_lr": c["actor_lr"], "critic_lr": c["critic_lr"], "mlp": hidden,
                      "lam": round(float(c["beta"]), 4), "gamma": c["discount"], "tau": c["tau"],
                      "n_action_samples": 1, "obs": obs_note}
+    elif name == "bcq":
+        used |= {"discount", "tau", "lmbda", "phi", "actor_lr", "critic_lr", "vae_lr", "actor_hidden", "critic_hidden",
+                 "vae_hidden", "eval_samples", "target_samples", "kl_weight", "latent_clip"}
+        unmatched.append(f"eval_samples={c['eval_samples']}: d3rlpy's BCQ uses one n_action_samples for the target "
+                         f"and for acting; set to the target's {c['target_samples']} (the step timed here)")
+        config = BCQConfig(actor_learning_rate=c["actor_lr"], critic_learning_rate=c["critic_lr"],
+                           imitator_learning_rate=c["vae_lr"], actor_encoder_factory=_mlp(c["actor_hidden"]),
+                           critic_encoder_factory=_mlp(c["critic_hidden"]),
+                           imitator_encoder_factory=_mlp(c["vae_hidden"]), gamma=c["discount"], tau=c["tau"],
+                           lam=c["lmbda"], action_flexibility=c["phi"], n_action_samples=int(c["target_samples"]),
+                           n_critics=2, **common)
+        described = {"batch": c["batch_size"], "lr": [c["actor_lr"], c["critic_lr"], c["vae_lr"]],
+                     "mlp": [c["actor_hidden"], c["critic_hidden"], c["vae_hidden"]], "lam": c["lmbda"],
+                     "action_flexibility": c["phi"], "n_action_samples": c["target_samples"], "obs": obs_note}
+    elif name == "bear":
+        used |= {"discount", "tau", "actor_lr", "critic_lr", "vae_lr", "alpha_lr", "num_critics", "vae_hidden",
+                 "kernel", "mmd_sigma", "mmd_samples", "epsilon", "warmup_steps", "lmbda", "target_samples",
+                 "eval_samples", "log_alpha_max", "mode", "manual_alpha"}
+        unmatched.append("entropy: d3rlpy's BEAR actor carries a SAC temperature (kept at its initial 1.0 with "
+                         "temp_learning_rate 0 here); the authors' BEAR has none")
+        config = BEARConfig(actor_learning_rate=c["actor_lr"], critic_learning_rate=c["critic_lr"],
+                            imitator_learning_rate=c["vae_lr"], alpha_learning_rate=c["alpha_lr"],
+                            temp_learning_rate=0.0, actor_encoder_factory=_mlp(hidden),
+                            critic_encoder_factory=_mlp(hidden), imitator_encoder_factory=_mlp(c["vae_hidden"]),
+                            gamma=c["discount"], tau=c["tau"], n_critics=int(c["num_critics"]),
+                            alpha_threshold=c["epsilon"], lam=c["lmbda"], n_action_samples=int(c["eval_samples"]),
+                            n_target_samples=int(c["target_samples"]), n_mmd_action_samples=int(c["mmd_samples"]),
+                            mmd_kernel=c["kernel"], mmd_sigma=c["mmd_sigma"], vae_kl_weight=0.5,
+                            warmup_steps=int(c["warmup_steps"]), **common)
+        described = {"batch": c["batch_size"], "lr": [c["actor_lr"], c["critic_lr"], c["vae_lr"], c["alpha_lr"]],
+                     "mlp": [hidden, c["vae_hidden"]], "kernel": c["kernel"], "mmd_sigma": c["mmd_sigma"],
+                     "n_mmd_action_samples": c["mmd_samples"], "alpha_threshold": c["epsilon"],
+                     "warmup_steps": c["warmup_steps"], "obs": obs_note}
     else:  # dt
         used |= {"context", "embed_dim", "n_layers", "n_heads", "dropout", "activation", "lr", "weight_decay",
                  "warmup_steps", "grad_clip", "rtg_scale", "betas"}
