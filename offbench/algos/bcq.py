@@ -29,7 +29,7 @@ from torch import nn
 from offbench.algos.base import ALGORITHMS, AlgoConfig, Algorithm, TransitionAlgorithm
 from offbench.algos.discrete import DiscreteQLearner
 from offbench.algos.nets import NatureCNN, TwinQ, frozen, is_image, mlp, soft_update
-from offbench.algos.seeded import SeedLinear, adam, per_seed
+from offbench.algos.seeded import SeedLinear, SeedNoise, adam, per_seed
 from offbench.data.info import DataInfo
 
 
@@ -112,22 +112,12 @@ class BCQ(TransitionAlgorithm):
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         c, b = self.config, self.tensors(batch)
-        # the VAE: reconstruction + 0.5 KL to N(0, 1)
-        eps = self.noise.normal((*b["obs"].shape[1:-1], self.latent))
-        recon, mean, std = self.vae(b["obs"], b["actions"], eps)
-        kl = -0.5 * per_seed(1 + torch.log(std.pow(2)) - mean.pow(2) - std.pow(2))
-        vae_loss = per_seed((recon - b["actions"]).pow(2)) + c.kl_weight * kl
-        self.vae_optim.zero_grad(set_to_none=True)
-        vae_loss.sum().backward()
-        self.vae_optim.step()
+        vae_loss = fit_vae(self.vae, self.vae_optim, b, self.noise, self.latent, c.kl_weight)
         # the critics: soft clipped double Q, max over decoded and perturbed next actions
         with torch.no_grad():
-            s, n = b["next_obs"].shape[0], b["next_obs"].shape[1]
             nxt = b["next_obs"].repeat_interleave(c.target_samples, dim=1)
             q1, q2 = self.critic_target(nxt, self.perturb(nxt, self.decode(nxt), target=True))
-            soft = c.lmbda * torch.min(q1, q2) + (1 - c.lmbda) * torch.max(q1, q2)
-            best = soft.reshape(s, n, c.target_samples).max(-1).values
-            target = b["rewards"] + (1 - b["dones"]) * c.discount * best
+            target = soft_clipped_target(b, torch.min(q1, q2), torch.max(q1, q2), c)
         q1, q2 = self.critic(b["obs"], b["actions"])
         critic_loss = per_seed((q1 - target).pow(2)) + per_seed((q2 - target).pow(2))
         self.critic_optim.zero_grad(set_to_none=True)
@@ -143,7 +133,7 @@ class BCQ(TransitionAlgorithm):
         self.actor_optim.step()
         soft_update(self.critic_target, self.critic, c.tau)
         soft_update(self.actor_target, self.actor, c.tau)
-        return {"vae_loss": vae_loss.detach(), "critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach()}
+        return {"vae_loss": vae_loss, "critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach()}
 
     def act(self, obs: torch.Tensor, generator: list[torch.Generator]) -> torch.Tensor:
         """Per state: ``eval_samples`` decoded, perturbed actions; the one Q1 values most."""
@@ -155,6 +145,24 @@ class BCQ(TransitionAlgorithm):
         q = self.critic.q1(torch.cat([many, actions], -1)).reshape(s, n, k)
         best = q.argmax(-1)
         return actions.reshape(s, n, k, -1).gather(2, best[..., None, None].expand(s, n, 1, actions.shape[-1])).squeeze(2)
+
+
+def fit_vae(vae: VAE, optim: torch.optim.Optimizer, b: dict[str, torch.Tensor], noise: SeedNoise, latent: int,
+            kl_weight: float) -> torch.Tensor:
+    """One step of the VAE of the data's actions (BCQ's and BEAR's); each seed's loss."""
+    loss = vae.loss(b["obs"], b["actions"], noise.normal((*b["obs"].shape[1:-1], latent)), kl_weight)
+    optim.zero_grad(set_to_none=True)
+    loss.sum().backward()
+    optim.step()
+    return loss.detach()
+
+
+def soft_clipped_target(b: dict[str, torch.Tensor], q_min: torch.Tensor, q_max: torch.Tensor, c: Any) -> torch.Tensor:
+    """``r + gamma (1 - done) max_samples (lmbda min + (1 - lmbda) max)`` over the critics' values of
+    ``c.target_samples`` next actions per transition (BCQ's and BEAR's target)."""
+    s, n = b["rewards"].shape
+    soft = c.lmbda * q_min + (1 - c.lmbda) * q_max
+    return b["rewards"] + (1 - b["dones"]) * c.discount * soft.reshape(s, n, c.target_samples).max(-1).values
 
 
 class VAE(nn.Module):
@@ -175,6 +183,13 @@ class VAE(nn.Module):
 
     def decode(self, obs: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.decoder(torch.cat([obs, z], -1)))
+
+    def loss(self, obs: torch.Tensor, action: torch.Tensor, eps: torch.Tensor, kl_weight: float) -> torch.Tensor:
+        """Each seed's reconstruction error plus ``kl_weight`` times the KL to N(0, 1) (BCQ.py's
+        ``vae_loss = recon_loss + 0.5 * KL_loss``), the latent drawn with ``eps``."""
+        recon, mean, std = self(obs, action, eps)
+        kl = -0.5 * per_seed(1 + torch.log(std.pow(2)) - mean.pow(2) - std.pow(2))
+        return per_seed((recon - action).pow(2)) + kl_weight * kl
 
 
 class BCQNetwork(nn.Module):

@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
-from offbench.algos.bcq import VAE
+from offbench.algos.bcq import VAE, fit_vae, soft_clipped_target
 from offbench.algos.nets import TanhGaussianActor, frozen, mlp, soft_update
 from offbench.algos.seeded import adam, init_generators, per_seed
 from offbench.data.info import DataInfo
@@ -129,20 +129,12 @@ class BEAR(TransitionAlgorithm):
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
         c, b = self.config, self.tensors(batch)
-        eps = self.noise.normal((*b["obs"].shape[1:-1], self.latent))
-        recon, mean, std = self.vae(b["obs"], b["actions"], eps)
-        kl = -0.5 * per_seed(1 + torch.log(std.pow(2)) - mean.pow(2) - std.pow(2))
-        vae_loss = per_seed((recon - b["actions"]).pow(2)) + 0.5 * kl
-        self.vae_optim.zero_grad(set_to_none=True)
-        vae_loss.sum().backward()
-        self.vae_optim.step()
+        vae_loss = fit_vae(self.vae, self.vae_optim, b, self.noise, self.latent, 0.5)
         with torch.no_grad():
-            s, n = b["next_obs"].shape[0], b["next_obs"].shape[1]
             nxt = b["next_obs"].repeat_interleave(c.target_samples, dim=1)
             next_action = self.sample_actions(nxt, 1, target=True)[0].squeeze(-2)
             qs = self.critic_target(nxt, next_action)  # (K, S, B * samples)
-            soft = c.lmbda * qs.min(0).values + (1 - c.lmbda) * qs.max(0).values
-            target = b["rewards"] + (1 - b["dones"]) * c.discount * soft.reshape(s, n, c.target_samples).max(-1).values
+            target = soft_clipped_target(b, qs.min(0).values, qs.max(0).values, c)
         current = self.critic(b["obs"], b["actions"])
         critic_loss = sum(per_seed((q - target).pow(2)) for q in current)
         self.critic_optim.zero_grad(set_to_none=True)
@@ -172,7 +164,7 @@ class BEAR(TransitionAlgorithm):
         soft_update(self.critic_target, self.critic, c.tau)
         soft_update(self.actor_target, self.actor, c.tau)
         self.steps_done += 1
-        return {"vae_loss": vae_loss.detach(), "critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),
+        return {"vae_loss": vae_loss, "critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(),
                 "mmd": per_seed(distance).detach(), "alpha": self.log_alpha.detach().exp()}
 
     def act(self, obs: torch.Tensor, generator: list[torch.Generator]) -> torch.Tensor:

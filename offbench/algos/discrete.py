@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -26,6 +27,26 @@ from offbench.errors import UsageError
 
 #: dopamine's Adam epsilon for its Atari agents (``AdamOptimizer.epsilon = 0.0003125``, 0.01 / 32).
 DOPAMINE_ADAM_EPS = 0.01 / 32
+#: Atari (DQN-replay, frame stacks): pixels are not standardized; offbench's budget, as discrete CQL's.
+ATARI_BUDGET: dict[str, Any] = dict(steps=20_000, eval_every=5_000, eval_episodes=10, normalize_obs=False)
+
+
+@dataclass
+class BatchRLConfig(AlgoConfig):
+    """What google-research/batch_rl's ``fixed_replay/configs/quantile.gin`` and ``rem.gin`` (the
+    offline agents of Agarwal et al. 2020) set alike; QR-DQN and REM add their own fields."""
+
+    discount: float = 0.99  # gamma (update_horizon 1)
+    lr: float = 5e-5  # AdamOptimizer.learning_rate
+    adam_eps: float = DOPAMINE_ADAM_EPS  # AdamOptimizer.epsilon 0.0003125
+    batch_size: int = 32  # WrappedFixedReplayBuffer.batch_size
+    target_update_every: int = 2_000  # target_update_period 8000 agent steps / update_period 4
+    tau: float = 0.0  # soft target updates instead, when target_update_every is 0
+    epsilon_eval: float = 0.001  # epsilon_eval
+    hidden: tuple[int, ...] = (256, 256)  # vector observations only (frame stacks: the Nature-DQN encoder)
+    normalize_obs: bool = True
+
+    DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {"atari": ATARI_BUDGET}
 
 
 class DiscreteQLearner(TransitionAlgorithm):

@@ -13,36 +13,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
 
 import torch
 
-from offbench.algos.base import ALGORITHMS, AlgoConfig
-from offbench.algos.discrete import DOPAMINE_ADAM_EPS, DiscreteQLearner, q_network, huber
+from offbench.algos.base import ALGORITHMS
+from offbench.algos.discrete import BatchRLConfig, DiscreteQLearner, huber, q_network
 from offbench.algos.seeded import per_seed
 from offbench.data.info import DataInfo
 
-#: Atari (DQN-replay, frame stacks): pixels are not standardized; offbench's budget, as discrete CQL's.
-ATARI_BUDGET: dict[str, Any] = dict(steps=20_000, eval_every=5_000, eval_episodes=10, normalize_obs=False)
-
-
 @dataclass
-class QRDQNConfig(AlgoConfig):
+class QRDQNConfig(BatchRLConfig):
     """google-research/batch_rl ``fixed_replay/configs/quantile.gin`` (dopamine's quantile agent)."""
 
     num_quantiles: int = 200  # quantile.gin num_atoms
     kappa: float = 1.0  # dopamine QuantileAgent kappa
-    discount: float = 0.99  # quantile.gin gamma (update_horizon 1)
-    lr: float = 5e-5  # quantile.gin AdamOptimizer.learning_rate
-    adam_eps: float = DOPAMINE_ADAM_EPS  # quantile.gin AdamOptimizer.epsilon 0.0003125
-    batch_size: int = 32  # quantile.gin WrappedFixedReplayBuffer.batch_size
-    target_update_every: int = 2_000  # quantile.gin target_update_period 8000 agent steps / update_period 4
-    tau: float = 0.0  # soft target updates instead, when target_update_every is 0
-    epsilon_eval: float = 0.001  # quantile.gin epsilon_eval
-    hidden: tuple[int, ...] = (256, 256)  # vector observations only (frame stacks: the Nature-DQN encoder)
-    normalize_obs: bool = True
-
-    DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {"atari": ATARI_BUDGET}
 
 
 @ALGORITHMS.register("qrdqn")
@@ -55,8 +39,7 @@ class QRDQN(DiscreteQLearner):
     def __init__(self, config: QRDQNConfig, info: DataInfo, device: torch.device,
                  seeds: Sequence[int] = (0,)) -> None:
         super().__init__(config, info, device, seeds, q_network(info, config.hidden, info.action_dim * config.num_quantiles),
-                         lr=config.lr,
-                         adam_eps=config.adam_eps)
+                         lr=config.lr, adam_eps=config.adam_eps)
         n = config.num_quantiles
         self.tau_hat = (2 * torch.arange(n, dtype=torch.get_default_dtype(), device=device) + 1) / (2 * n)
 

@@ -12,33 +12,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, ClassVar
 
 import torch
 
-from offbench.algos.base import ALGORITHMS, AlgoConfig
-from offbench.algos.discrete import DOPAMINE_ADAM_EPS, DiscreteQLearner, q_network, huber
-from offbench.algos.qrdqn import ATARI_BUDGET
+from offbench.algos.base import ALGORITHMS
+from offbench.algos.discrete import BatchRLConfig, DiscreteQLearner, huber, q_network
 from offbench.algos.seeded import per_seed
 from offbench.data.info import DataInfo
 
 
 @dataclass
-class REMConfig(AlgoConfig):
+class REMConfig(BatchRLConfig):
     """google-research/batch_rl ``fixed_replay/configs/rem.gin`` (``FixedReplayMultiHeadDQNAgent``)."""
 
-    num_heads: int = 200  # rem.gin num_heads
-    discount: float = 0.99  # rem.gin gamma (update_horizon 1)
-    lr: float = 5e-5  # rem.gin AdamOptimizer.learning_rate
-    adam_eps: float = DOPAMINE_ADAM_EPS  # rem.gin AdamOptimizer.epsilon 0.0003125
-    batch_size: int = 32  # rem.gin WrappedFixedReplayBuffer.batch_size
-    target_update_every: int = 2_000  # rem.gin target_update_period 8000 agent steps / update_period 4
-    tau: float = 0.0  # soft target updates instead, when target_update_every is 0
-    epsilon_eval: float = 0.001  # rem.gin epsilon_eval
-    hidden: tuple[int, ...] = (256, 256)  # vector observations only (frame stacks: the Nature-DQN encoder)
-    normalize_obs: bool = True
-
-    DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {"atari": ATARI_BUDGET}
+    num_heads: int = 200  # rem.gin num_heads (transform_strategy STOCHASTIC)
 
 
 @ALGORITHMS.register("rem")
@@ -51,8 +38,7 @@ class REM(DiscreteQLearner):
     def __init__(self, config: REMConfig, info: DataInfo, device: torch.device,
                  seeds: Sequence[int] = (0,)) -> None:
         super().__init__(config, info, device, seeds, q_network(info, config.hidden, info.action_dim * config.num_heads),
-                         lr=config.lr,
-                         adam_eps=config.adam_eps)
+                         lr=config.lr, adam_eps=config.adam_eps)
 
     def heads(self, obs: torch.Tensor, target: bool = False) -> torch.Tensor:
         """(S, N, heads, actions) Q-values of every head."""
