@@ -71,7 +71,7 @@ OFFBENCH_MUJOCO_DEFAULTS: dict[str, dict[str, Any]] = {
             "actor_lr": 1e-3, "critic_lr": 1e-3, "vae_lr": 1e-3, "actor_hidden": [400, 300],
             "critic_hidden": [400, 300], "vae_hidden": [750, 750], "target_samples": 10, "eval_samples": 100,
             "normalize_obs": False},
-    "bear": {"steps": 1_000_000, "batch_size": 100, "discount": 0.99, "tau": 0.005, "actor_lr": 1e-4,
+    "bear": {"steps": 1_000_000, "batch_size": 100, "discount": 0.99, "tau": 0.005, "actor_lr": 1e-3,
              "critic_lr": 1e-3, "vae_lr": 1e-3, "alpha_lr": 1e-3, "num_critics": 2, "hidden": [400, 300],
              "vae_hidden": [750, 750], "kernel": "laplacian", "mmd_sigma": 10.0, "mmd_samples": 5, "epsilon": 0.05,
              "warmup_steps": 20_000, "lmbda": 0.75, "target_samples": 10, "eval_samples": 10,

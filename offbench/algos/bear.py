@@ -6,7 +6,9 @@ minimum of an ensemble of critics subject to a sampled MMD between its actions a
 being at most ``epsilon``: the Lagrangian ``-min_k Q_k(s, pi(s)) + alpha * MMD`` with ``log
 alpha`` trained by dual ascent on ``alpha * (MMD - epsilon)`` and clamped to
 [-5, ``log_alpha_max``]. The MMD compares ``mmd_samples`` actions of each per state, before the
-tanh, with a Laplacian (default) or Gaussian kernel of bandwidth ``mmd_sigma``. For the first
+tanh (the actor's drawn with its noise clamped to [-0.5, 0.5]), with a Laplacian (default) or
+Gaussian kernel of bandwidth ``mmd_sigma``; the actor's Q term is the ensemble minimum of Q
+averaged over those samples. For the first
 ``warmup_steps`` the actor minimizes ``alpha * MMD`` alone. Critics: soft clipped double-Q over
 ``target_samples`` actor actions at s' (``0.75 * min + 0.25 * max`` of the ensemble, max over the
 samples). Evaluation: ``eval_samples`` actor actions per state, the one the first critic values most.
@@ -15,6 +17,7 @@ samples). Evaluation: ``eval_samples`` actor actions per state, the one the firs
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
@@ -32,19 +35,20 @@ from offbench.data.info import DataInfo
 
 @dataclass
 class BEARConfig(AlgoConfig):
-    """aviralkumar2907/BEAR ``algos.py`` (class ``BEAR``) and the D4RL command of its README
-    (``--lagrange_thresh=10.0 --num_samples_match=5 --lamda=0.0 --version=0.0 --mmd_sigma=10.0
-    --kernel_type=laplacian --mode=auto --use_ensemble_variance=False --eval_freq=1000``)."""
+    """aviralkumar2907/BEAR @ f123499 ``algos.py`` (class ``BEAR``) and its README's settings "that
+    generally work well": ``--mmd_sigma=10.0 --kernel_type=laplacian --num_samples_match=5
+    --version=0 --lagrange_thresh=10.0 --mode=auto --lamda=0.0 --use_ensemble_variance=False
+    --eval_freq=1000`` (its Walker2d command: gaussian kernel, sigma 20)."""
 
     batch_size: int = 100  # algos.py train(batch_size=100)
     discount: float = 0.99  # train(discount=0.99)
     tau: float = 0.005  # train(tau=0.005)
-    actor_lr: float = 1e-4  # Adam(actor, lr=1e-4)
+    actor_lr: float = 1e-3  # Adam(actor) at torch's default lr
     critic_lr: float = 1e-3  # Adam(critic) at torch's default lr
     vae_lr: float = 1e-3  # Adam(vae) at torch's default lr
     alpha_lr: float = 1e-3  # Adam([log_lagrange2], lr=1e-3)
     num_critics: int = 2  # EnsembleCritic(num_qs=2)
-    hidden: tuple[int, ...] = (400, 300)  # RegularActor / EnsembleCritic layers
+    hidden: tuple[int, ...] = (400, 300)  # RegularActor / EnsembleCritic layers (the actor's log-std unclamped)
     vae_hidden: tuple[int, ...] = (750, 750)  # VAE
     kernel: Literal["laplacian", "gaussian"] = "laplacian"  # README --kernel_type=laplacian
     mmd_sigma: float = 10.0  # README --mmd_sigma=10.0 (20.0 with the gaussian kernel)
@@ -102,7 +106,7 @@ class BEAR(TransitionAlgorithm):
         a, c = self.action_dim, config
         self.latent = 2 * a
         self.vae = VAE(self.obs_dim, a, self.latent, c.vae_hidden).to(device)
-        self.actor = TanhGaussianActor(self.obs_dim, a, c.hidden).to(device)
+        self.actor = TanhGaussianActor(self.obs_dim, a, c.hidden, log_std_bounds=(-math.inf, math.inf)).to(device)
         self.critic = EnsembleQ(self.obs_dim, a, c.hidden, c.num_critics).to(device)
         self.actor_target, self.critic_target = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
         # log_lagrange2 = torch.randn(()): one draw per seed from its init generator
@@ -113,11 +117,15 @@ class BEAR(TransitionAlgorithm):
         self.alpha_optim = adam([self.log_alpha], lr=c.alpha_lr)
         self.steps_done = 0
 
-    def sample_actions(self, obs: torch.Tensor, n: int, target: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-        """``n`` actor actions per state, (S, B, n, d), and their values before the tanh."""
+    def sample_actions(self, obs: torch.Tensor, n: int, target: bool = False,
+                       clip_noise: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """``n`` actor actions per state, (S, B, n, d), and their values before the tanh;
+        ``clip_noise``: the standard-normal draws clamped to [-0.5, 0.5] (``sample_multiple``,
+        the actor's samples for the MMD and Q; ``forward``, for the targets, does not clamp)."""
         actor = self.actor_target if target else self.actor
         mean, log_std = actor.mean_log_std(obs)
         eps = self.noise.normal((*mean.shape[1:-1], n, mean.shape[-1]))
+        eps = eps.clamp(-0.5, 0.5) if clip_noise else eps
         raw = mean.unsqueeze(-2) + log_std.exp().unsqueeze(-2) * eps
         return torch.tanh(raw), raw
 
@@ -143,12 +151,13 @@ class BEAR(TransitionAlgorithm):
         # the actor: the Lagrangian of max min_k Q subject to MMD <= epsilon
         with torch.no_grad():
             data_raw = self.decode_actions(b["obs"], c.mmd_samples)
-        actions, raw = self.sample_actions(b["obs"], c.mmd_samples)
+        actions, raw = self.sample_actions(b["obs"], c.mmd_samples, clip_noise=True)
         distance = mmd(raw, data_raw, c.kernel, c.mmd_sigma)  # (S, B)
         alpha = self.log_alpha.exp().detach().view(-1, *([1] * (distance.ndim - 1))) if c.mode == "auto" \
             else torch.full_like(distance, c.manual_alpha)
-        with frozen(self.critic):
-            q_min = self.critic(b["obs"], actions[..., 0, :]).min(0).values
+        with frozen(self.critic):  # Q of every sampled action, averaged over them, then the ensemble's minimum
+            many = b["obs"].unsqueeze(-2).expand(*b["obs"].shape[:-1], c.mmd_samples, b["obs"].shape[-1])
+            q_min = self.critic(many, actions).mean(-1).min(0).values
         warm = self.steps_done < c.warmup_steps
         actor_loss = per_seed(alpha * distance) if warm else per_seed(-q_min + alpha * distance)
         self.actor_optim.zero_grad(set_to_none=True)
