@@ -69,7 +69,8 @@ def test_cql_penalty_lowers_q_on_out_of_dataset_actions() -> None:
     corners = torch.tensor([[0.9, 0.9], [-0.9, -0.9], [0.9, -0.9], [-0.9, 0.9]])
 
     def gap(alpha: float) -> float:
-        algo = make("cql", data, alpha=alpha, hidden="[64, 64]", batch_size=128, actor_lr=3e-4)
+        algo = make("cql", data, alpha=alpha, hidden="[64, 64]", critic_hidden="[64, 64]", batch_size=128,
+                    actor_lr=3e-4)
         rng = np.random.default_rng(0)
         sampler = algo.make_sampler(data, rng)
         for _ in range(300):

@@ -58,9 +58,8 @@ AWAC_YAML = {"awac_lambda": 0.3333, "gamma": 0.99, "tau": 0.005, "learning_rate"
              "batch_size": 256, "num_train_ops": 1000000, "n_test_episodes": 10, "eval_frequency": 1000}
 
 # -- CORL's values for what offbench implements without a field: the code does exactly this ------
-CQL_BUILT_IN = {"cql_lagrange": False, "cql_importance_sample": True, "cql_max_target_backup": False,
-                "cql_clip_diff_min": -INF, "cql_clip_diff_max": INF, "bc_steps": 0, "target_update_period": 1,
-                "use_automatic_entropy_tuning": True, "alpha_multiplier": 1.0, "reward_scale": 1.0, "reward_bias": 0.0}
+CQL_BUILT_IN = {"cql_importance_sample": True, "bc_steps": 0, "target_update_period": 1,
+                "use_automatic_entropy_tuning": True, "alpha_multiplier": 1.0}
 
 
 def resolved(algo: str, name: str, overrides: dict[str, str] | None = None):
@@ -128,7 +127,12 @@ def test_cql_config_is_corls(name: str) -> None:
                         "temperature": y["cql_temp"], "discount": y["discount"], "tau": y["soft_target_update_rate"],
                         "actor_lr": y["policy_lr"], "critic_lr": y["qf_lr"], "normalize_reward": y["normalize_reward"],
                         "normalize_obs": y["normalize"], "corl_init": y["orthogonal_init"],
-                        "hidden": (256,) * y["q_n_hidden_layers"], "backup_entropy": y["backup_entropy"],
+                        "hidden": (256,) * 3,  # cql.py TanhGaussianPolicy: three hidden layers, hard-coded
+                        "critic_hidden": (256,) * y["q_n_hidden_layers"], "backup_entropy": y["backup_entropy"],
+                        "lagrange": y["cql_lagrange"], "target_action_gap": y.get("cql_target_action_gap", -1.0),
+                        "max_target_backup": y["cql_max_target_backup"], "clip_diff_min": y["cql_clip_diff_min"],
+                        "clip_diff_max": y["cql_clip_diff_max"], "reward_scale": y["reward_scale"],
+                        "reward_bias": y["reward_bias"],
                         # cql.py: ReparameterizedTanhGaussian(log_std_min=-20.0, log_std_max=2.0);
                         # TanhGaussianPolicy learned log_std_multiplier (1.0) and log_std_offset (-1.0)
                         "log_std_min": -20.0, "log_std_max": 2.0, "learn_log_std_scale": True,
@@ -154,6 +158,7 @@ def test_awac_config_is_corls(name: str) -> None:
 # small networks where a test is not about their size (orthogonal init of a 256 x 256 weight is a
 # QR decomposition, slow on a busy CPU)
 SMALL = {"hidden": "[32, 32]"}
+SMALL_CQL = {**SMALL, "critic_hidden": "[32, 32]"}
 
 
 def build(algo: str, name: str, seeds: list[int], overrides: dict[str, str] | None = None, data=None):
@@ -164,11 +169,11 @@ def build(algo: str, name: str, seeds: list[int], overrides: dict[str, str] | No
 
 
 def test_cql_temperature_optimizer_runs_at_the_policy_lr() -> None:
-    algo = build("cql", "walker2d-medium-replay", [0], SMALL)
+    algo = build("cql", "walker2d-medium-replay", [0], SMALL_CQL)
     assert algo.entropy_optim.param_groups[0]["lr"] == algo.actor_optim.param_groups[0]["lr"] == 3e-5
-    algo = build("cql", "walker2d-medium-replay", [0], {**SMALL, "actor_lr": "1e-4"})
+    algo = build("cql", "walker2d-medium-replay", [0], {**SMALL_CQL, "actor_lr": "1e-4"})
     assert algo.entropy_optim.param_groups[0]["lr"] == 1e-4  # follows the policy lr, as in CORL
-    algo = build("cql", "walker2d-medium-replay", [0], {**SMALL, "entropy_lr": "1e-3"})
+    algo = build("cql", "walker2d-medium-replay", [0], {**SMALL_CQL, "entropy_lr": "1e-3"})
     assert algo.entropy_optim.param_groups[0]["lr"] == 1e-3  # unless set on its own
 
 
@@ -209,7 +214,7 @@ def test_cql_initialization_is_corls_per_seed() -> None:
 
 
 def test_cql_log_std_has_a_learned_multiplier_and_offset_per_seed() -> None:
-    algo = build("cql", "hopper-medium-expert", [0, 1], SMALL)
+    algo = build("cql", "hopper-medium-expert", [0, 1], SMALL_CQL)
     actor = algo.actor
     assert actor.log_std_multiplier.tolist() == [[1.0], [1.0]] and actor.log_std_offset.tolist() == [[-1.0], [-1.0]]
     trained = {id(p) for group in algo.actor_optim.param_groups for p in group["params"]}
@@ -228,7 +233,7 @@ def test_cql_log_std_has_a_learned_multiplier_and_offset_per_seed() -> None:
         actor.log_std_offset.fill_(100.0)
         assert torch.all(actor.mean_log_std(obs)[1] == 2.0)
     # one training step moves them, and SAC's class defaults (offbench generate) keep the old actor
-    algo = build("cql", "hopper-medium-expert", [0], {**SMALL, "batch_size": "8", "n_actions": "2"})
+    algo = build("cql", "hopper-medium-expert", [0], {**SMALL_CQL, "batch_size": "8", "n_actions": "2"})
     before = algo.actor.log_std_offset.detach().clone()
     algo.update({k: v[None] for k, v in algo.make_sampler(toy_dataset(), np.random.default_rng(0)).sample().items()})
     assert not torch.equal(before, algo.actor.log_std_offset.detach())
@@ -240,8 +245,8 @@ def test_rewards_are_normalized_where_corls_yamls_say_so() -> None:
     data = toy_dataset()
     r = data.episode_returns
     scaled = pytest.approx(1000.0 / (r.max() - r.min()))  # CORL modify_reward: r * 1000 / (max - min return)
-    assert build("cql", "hopper-medium", [0], SMALL, data).reward_scale == scaled
-    assert build("cql", "hopper-medium-replay", [0], SMALL, data).reward_scale == 1.0
+    assert build("cql", "hopper-medium", [0], SMALL_CQL, data).reward_scale == scaled
+    assert build("cql", "hopper-medium-replay", [0], SMALL_CQL, data).reward_scale == 1.0
     assert build("iql", "hopper-medium-replay", [0], data=data).reward_scale == scaled
     assert build("iql", "walker2d-medium-replay", [0], data=data).reward_scale == 1.0
     assert build("iql", "walker2d-medium-replay", [0], {"recipe": "paper"}, data=data).reward_scale == scaled
@@ -303,16 +308,18 @@ def test_an_unknown_recipe_is_a_usage_error_naming_the_recipes(tmp_path) -> None
 
 
 @pytest.mark.parametrize(("algo", "name"), [("cql", "hopper-medium"), ("iql", "hopper-medium"),
-                                            ("awac", "hopper-medium")])
+                                            ("awac", "hopper-medium"), ("cql", "antmaze-umaze"),
+                                            ("iql", "pen-human")])
 def test_a_seed_resumed_from_a_groups_checkpoint_continues_as_if_alone(algo: str, name: str, float64: None) -> None:
-    """CORL's new parameters (CQL's log-std multiplier and offset, IQL's deterministic actor) are
+    """CORL's new parameters (CQL's log-std multiplier and offset, its Lagrange multiplier and
+    max-target backup on AntMaze, IQL's deterministic actor and its actor dropout on Adroit) are
     seed-batched and checkpointed: seed 1 trained in a pair for 3 steps, then resumed alone from
     its part of the checkpoint for 3 more, ends exactly where 6 steps alone end."""
     from offbench.batches import SeedBatches
     from tests.test_seed_batching import assert_same_state, train
 
     data = toy_dataset()
-    small = {**SMALL, "batch_size": "16", **({"n_actions": "3"} if algo == "cql" else {})}
+    small = {**(SMALL_CQL if algo == "cql" else SMALL), "batch_size": "16", **({"n_actions": "3"} if algo == "cql" else {})}
 
     def make(seeds: list[int]):
         model = build(algo, name, seeds, small, data)

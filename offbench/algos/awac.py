@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
+from offbench.algos.config import D4RL_ADROIT, D4RL_ANTMAZE, each
 from offbench.algos.nets import GaussianActor, TwinQ, soft_update
 from offbench.algos.seeded import adam, per_seed
 from offbench.data.info import DataInfo
@@ -43,8 +44,20 @@ class AWACConfig(AlgoConfig):
     log_std_max: float = 2.0  # CORL Actor(max_log_std=2.0)
     normalize_obs: bool = True  # CORL awac.py always normalizes states
     obs_std_eps: float = 1e-3  # CORL compute_mean_std(dataset["observations"], eps=1e-3): (s - mean) / (std + 1e-3)
+    # training rewards are reward_scale * r + reward_bias: CORL's modify_reward on AntMaze (its
+    # normalize_reward there) subtracts 1 (reward_bias -1.0 on antmaze-*, DATASET_DEFAULTS)
+    reward_scale: float = 1.0
+    reward_bias: float = 0.0
 
-    DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {"mujoco": {"eval_every": 1_000}}  # CORL eval_frequency
+    #: CORL eval_frequency 1000 in every AWAC config (locomotion, AntMaze, Adroit)
+    DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {"mujoco": {"eval_every": 1_000},
+                                                             "robotics": {"eval_every": 1_000}}
+    #: CORL configs/offline/awac/{antmaze,pen,door,hammer,relocate}/*.yaml: awac_lambda 0.1; AntMaze
+    #: also normalize_reward true (r - 1) and 100 evaluation episodes.
+    DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
+        **each(D4RL_ANTMAZE, {"beta": 0.1, "reward_bias": -1.0, "eval_episodes": 100}),
+        **each(D4RL_ADROIT, {"beta": 0.1}),
+    }
     RENAMED: ClassVar[dict[str, tuple[str, ...]]] = {"awac_lambda": ("beta",)}
 
 

@@ -171,15 +171,18 @@ class TransitionAlgorithm(Algorithm):
         self.obs_dim = int(np.prod(self.obs_shape))
         self.norm = ObsNormalizer.for_data(info, getattr(config, "normalize_obs", True),
                                            getattr(config, "obs_std_eps", CORL_OBS_STD_EPS)).to(device)
-        self.reward_scale = self.reward_scale_for(info)
+        self.reward_scale, self.reward_bias = self.reward_transform(info)
 
-    def reward_scale_for(self, info: DataInfo) -> float:
-        """Multiplier applied to rewards in training batches: with a config's ``normalize_reward``
-        on locomotion data, CORL's ``modify_reward`` (and the IQL authors' ``normalize``),
-        ``reward_range / (max - min episode return)``; else 1."""
+    def reward_transform(self, info: DataInfo) -> tuple[float, float]:
+        """``(scale, bias)``: training batches hold ``scale * r + bias``. The scale: with a
+        config's ``normalize_reward`` on locomotion data, CORL's ``modify_reward`` (and the IQL
+        authors' ``normalize``), ``reward_range / (max - min episode return)``, else 1; times the
+        config's ``reward_scale``. The bias: the config's ``reward_bias`` (CORL's AntMaze
+        ``r - 1``, CQL's ``10 r - 5``); 1 and 0 for a config without them."""
+        scale = float(getattr(self.config, "reward_scale", 1.0))
         if getattr(self.config, "normalize_reward", False) and info.domain == "mujoco" and info.return_range:
-            return return_range_reward_scale(info.return_range, self.config.reward_range)  # type: ignore[attr-defined]
-        return 1.0
+            scale *= return_range_reward_scale(info.return_range, self.config.reward_range)  # type: ignore[attr-defined]
+        return scale, float(getattr(self.config, "reward_bias", 0.0))
 
     def train_data(self, data: Dataset) -> Dataset:
         """The transitions to train on (all of them unless a subclass filters)."""
@@ -196,7 +199,7 @@ class TransitionAlgorithm(Algorithm):
                "actions": self.to_tensor(batch["actions"], torch.long if self.discrete else None)}
         if "next_observations" in batch:
             out["next_obs"] = self.norm(self.to_tensor(batch["next_observations"]))
-            out["rewards"] = self.to_tensor(batch["rewards"]) * self.reward_scale
+            out["rewards"] = self.to_tensor(batch["rewards"]) * self.reward_scale + self.reward_bias
             out["dones"] = self.to_tensor(batch["dones"])
         for key in ("weights", "returns"):
             if key in batch:

@@ -45,6 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, MarkovPolicy, Policy, TransitionAlgorithm
+from offbench.algos.config import D4RL_ANTMAZE, each
 from offbench.algos.nets import is_image, push_window, state_network, warmup_then
 from offbench.algos.seeded import SeedLinear, SeedNoise, adam, adamw, per_seed, sample_or_argmax
 from offbench.data.dataset import Dataset, WindowSampler
@@ -102,7 +103,10 @@ class BCConfig(AlgoConfig):
     RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {"corl": {"*": {}}, "paper": {"*": PAPER_BC},
                                                                "offbench": {"*": {}}}
 
-    DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {"keytodoor-1k": {"lr_schedule": "cosine"}}  # see above
+    #: keytodoor-1k: see above. CORL configs/offline/{bc,bc_10}/antmaze/*.yaml: n_episodes 100 (its
+    #: Adroit configs are its hopper-medium values, the class defaults).
+    DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {"keytodoor-1k": {"lr_schedule": "cosine"},
+                                                              **each(D4RL_ANTMAZE, {"eval_episodes": 100})}
 
     DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
         "keytodoor": dict(steps=3_000, batch_size=64, eval_every=1_000, eval_episodes=100, hidden=(128, 128, 128),

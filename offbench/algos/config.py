@@ -14,6 +14,21 @@ from offbench.data.spec import DatasetSpec
 from offbench.errors import OffbenchDeprecation, UsageError
 
 
+#: D4RL's AntMaze and Adroit sets as offbench names them (datasets.toml): CORL's per-dataset
+#: configs (``configs/offline/<algo>/{antmaze,pen,door,hammer,relocate}/*.yaml``) set one value per
+#: family, given to every set of the family with :func:`each`.
+D4RL_ANTMAZE = tuple(f"antmaze-{maze}" for maze in ("umaze", "umaze-diverse", "medium-play", "medium-diverse",
+                                                     "large-play", "large-diverse"))
+D4RL_ADROIT = tuple(f"{task}-{kind}" for task in ("pen", "door", "hammer", "relocate")
+                    for kind in ("human", "cloned", "expert"))
+D4RL_KITCHEN = ("kitchen-complete", "kitchen-partial", "kitchen-mixed")
+
+
+def each(names: tuple[str, ...], values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """``values`` for every dataset of ``names`` (a ``DATASET_DEFAULTS`` or recipe entry)."""
+    return {name: dict(values) for name in names}
+
+
 #: States are standardized as ``(s - mean) / (std + eps)``; CORL's transition algorithms use eps
 #: 1e-3 (``compute_mean_std(..., eps=1e-3)``), the default for a config without ``obs_std_eps``.
 CORL_OBS_STD_EPS = 1e-3
@@ -169,7 +184,7 @@ FLOAT_RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "policy_noise": (0.0, None, True), "noise_clip": (0.0, None, True), "exp_adv_max": (0.0, None, True),
     "max_weight": (0.0, None, True), "obs_std_eps": (0.0, None, True), "temperature": (0.0, None, True),
     "beta": (0.0, None, True), "rtg_scale": (0.0, None, True),
-    "reward_range": (0.0, None, True)}
+    "reward_range": (0.0, None, True), "actor_dropout": (0.0, 1.0, False)}
 
 
 def parse_value(text: str, current: Any, key: str) -> Any:

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, Algorithm
+from offbench.algos.config import D4RL_ADROIT, D4RL_ANTMAZE, each
 from offbench.algos.nets import NatureCNN, ObsNormalizer, is_image, push_window, warmup_then
 from offbench.algos.seeded import (
     SeedConv2d,
@@ -151,7 +152,11 @@ class DTConfig(AlgoConfig):
         "paper": {"*": {}},  # the class defaults and the domain's
         "offbench": {"*": {}},  # offbench's own settings where the paper gives none (Key-to-Door)
         "corl": {"*": dict(batch_size=4096, lr=8e-4, activation="gelu", init="normal-all", eval_every=5_000,
-                           eval_episodes=100)},
+                           eval_episodes=100),
+                 # CORL configs/offline/dt/antmaze/*.yaml and {pen,door,hammer,relocate}/*.yaml; their
+                 # target_returns are the datasets' (datasets.toml)
+                 **each(D4RL_ANTMAZE, dict(batch_size=64, lr=1e-4, eval_every=10_000, rtg_scale=1.0)),
+                 **each(D4RL_ADROIT, dict(rtg_scale=1.0))},
     }
 
     #: Pong: context 50 and batch 512 (``run.sh``), 5 epochs (see above).
@@ -163,6 +168,7 @@ class DTConfig(AlgoConfig):
     DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {
         # D4RL: CORL's recipe by default; the paper's keeps its GPT2 init
         "mujoco": dict(recipe="corl", init="gpt2-blocks"),
+        "robotics": dict(recipe="corl", init="gpt2-blocks"),  # D4RL AntMaze, Adroit, Kitchen
         "atari": dict(steps=19_530, batch_size=128, eval_every=3_906, eval_episodes=10, context=30, embed_dim=128,
                       n_layers=6, n_heads=8, dropout=0.1, activation="gelu", lr=6e-4, weight_decay=0.1,
                       betas=(0.9, 0.95), lr_schedule="mingpt", grad_clip=1.0, rtg_scale=1.0, normalize_obs=False,

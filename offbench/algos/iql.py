@@ -32,6 +32,7 @@ import numpy as np
 import torch
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
+from offbench.algos.config import D4RL_ADROIT, D4RL_ANTMAZE, D4RL_KITCHEN, each
 from offbench.algos.nets import DeterministicActor, GaussianActor, TwinQ, mlp, soft_update
 from offbench.algos.seeded import adam, per_seed
 from offbench.data.info import DataInfo
@@ -75,18 +76,38 @@ class IQLConfig(AlgoConfig):
     log_std_min: float = -20.0  # CORL LOG_STD_MIN (iql.py l.26); the IQL authors' log_std_min -5.0
     log_std_max: float = 2.0  # CORL LOG_STD_MAX; IQL authors' LOG_STD_MAX
     exp_adv_max: float = 100.0  # CORL EXP_ADV_MAX; IQL authors' actor.py jnp.minimum(exp_a, 100.0)
+    # dropout after each hidden activation of the actor, in training only: CORL actor_dropout (Adroit
+    # 0.1), the IQL authors' dropout_rate (kitchen_config.py 0.1, used for Kitchen and Adroit)
+    actor_dropout: float = 0.0
+    # training rewards are reward_scale * r + reward_bias: on AntMaze CORL's modify_reward and the
+    # IQL authors' train_offline.py subtract 1 (reward_bias -1.0 on antmaze-*)
+    reward_scale: float = 1.0
+    reward_bias: float = 0.0
 
-    #: Per-dataset values of each recipe (over the class defaults). CORL's YAMLs differ from the
-    #: values above only on these three sets; the IQL authors' mujoco_config has one setting for all.
+    #: Per-dataset values of each recipe (over the class defaults). On locomotion CORL's YAMLs differ
+    #: from the values above only on three hopper sets; the IQL authors' mujoco_config has one setting
+    #: for all. AntMaze: CORL's antmaze/*.yaml and the authors' antmaze_config.py (expectile 0.9,
+    #: beta 10, rewards r - 1, 100 evaluation episodes: their README's --eval_episodes=100). Adroit:
+    #: CORL's {pen,door,hammer,relocate}/*.yaml (expectile 0.8, actor dropout 0.1, rewards as they
+    #: are); the authors run Adroit and Kitchen with kitchen_config.py (expectile 0.7, beta 0.5,
+    #: dropout 0.1). CORL has no Kitchen configs: the class defaults there.
     RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {
         "corl": {
             "hopper-medium": {"normalize_reward": True, "deterministic": True, "tau": 0.001},
             "hopper-medium-replay": {"normalize_reward": True, "deterministic": True, "tau": 0.001},
             "hopper-medium-expert": {"expectile": 0.5, "beta": 6.0},
+            **each(D4RL_ANTMAZE, {"expectile": 0.9, "beta": 10.0, "tau": 0.005, "deterministic": False,
+                                  "reward_bias": -1.0, "eval_episodes": 100}),
+            **each(D4RL_ADROIT, {"expectile": 0.8, "actor_dropout": 0.1, "tau": 0.005, "deterministic": False,
+                                 "normalize_reward": False}),
         },
         "paper": {
             "*": {"expectile": 0.7, "beta": 3.0, "tau": 0.005, "normalize_reward": True,
                   "deterministic": False, "log_std_min": -5.0, "log_std_max": 2.0, "normalize_obs": False},
+            **each(D4RL_ANTMAZE, {"expectile": 0.9, "beta": 10.0, "normalize_reward": False, "reward_bias": -1.0,
+                                  "eval_episodes": 100}),
+            **each(D4RL_ADROIT + D4RL_KITCHEN, {"expectile": 0.7, "beta": 0.5, "actor_dropout": 0.1,
+                                                "normalize_reward": False}),
         },
     }
     RENAMED: ClassVar[dict[str, tuple[str, ...]]] = {"temperature": ("beta",),
@@ -110,7 +131,8 @@ class IQL(TransitionAlgorithm):
             self.actor: torch.nn.Module = DeterministicActor(self.obs_dim, self.action_dim, config.hidden).to(device)
         else:
             self.actor = GaussianActor(self.obs_dim, self.action_dim, config.hidden,
-                                       log_std_bounds=(config.log_std_min, config.log_std_max)).to(device)
+                                       log_std_bounds=(config.log_std_min, config.log_std_max),
+                                       dropout=config.actor_dropout).to(device)
         self.critic = TwinQ(self.obs_dim, self.action_dim, config.hidden).to(device)
         self.critic_target = copy.deepcopy(self.critic)
         self.value = mlp(self.obs_dim, config.hidden, 1).to(device)
@@ -129,8 +151,8 @@ class IQL(TransitionAlgorithm):
         weights = torch.exp(c.beta * adv.detach()).clamp(max=c.exp_adv_max)
         if c.deterministic:
             bc = (self.actor(b["obs"]) - b["actions"]).pow(2).sum(-1)
-        else:
-            bc = -self.actor.log_prob(b["obs"], b["actions"])
+        else:  # the actor in training mode: dropout (actor_dropout) with each seed's own masks
+            bc = -self.actor.log_prob(b["obs"], b["actions"], noise=self.noise)
         return per_seed(weights * bc)
 
     def update(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:

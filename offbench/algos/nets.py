@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from offbench.algos.seeded import Noise, SeedConv2d, SeedLinear, n_init_seeds, per_seed_features
+from offbench.algos.seeded import Noise, SeedConv2d, SeedLinear, SeedNoise, n_init_seeds, per_seed_features
 
 
 def mlp(inp: int, hidden: tuple[int, ...] | list[int], out: int, activation: type[nn.Module] = nn.ReLU) -> nn.Sequential:
@@ -202,24 +202,33 @@ class GaussianActor(nn.Module):
     AWAC use [-20, 2]). ``tanh_mean=False``: the mean is MLP(s) itself, unbounded (CORL's AWAC)."""
 
     def __init__(self, obs_dim: int, action_dim: int, hidden: tuple[int, ...],
-                 log_std_bounds: tuple[float, float] = (-5.0, 2.0), tanh_mean: bool = True) -> None:
+                 log_std_bounds: tuple[float, float] = (-5.0, 2.0), tanh_mean: bool = True,
+                 dropout: float = 0.0) -> None:
         super().__init__()
         self.net = mlp(obs_dim, hidden, action_dim)
         self.log_std = nn.Parameter(torch.zeros(n_init_seeds(), action_dim))
         self.log_std_min, self.log_std_max = float(log_std_bounds[0]), float(log_std_bounds[1])
-        self.tanh_mean = tanh_mean
+        self.tanh_mean, self.dropout = tanh_mean, dropout
 
-    def forward(self, obs: torch.Tensor) -> torch.Tensor:
-        """The mean action."""
-        out = self.net(obs)
+    def forward(self, obs: torch.Tensor, noise: SeedNoise | None = None) -> torch.Tensor:
+        """The mean action; with ``noise`` (training), ``dropout`` after every hidden activation,
+        each seed's masks from its own generator (CORL's IQL ``MLP(dropout=...)``)."""
+        if noise is None or self.dropout <= 0:
+            out = self.net(obs)
+        else:
+            out = obs
+            for layer in self.net:
+                out = layer(out)
+                if not isinstance(layer, SeedLinear):  # an activation
+                    out = noise.dropout(out, self.dropout)
         return torch.tanh(out) if self.tanh_mean else out
 
     def std(self, like: torch.Tensor) -> torch.Tensor:
         """Each seed's std, shaped to broadcast against (S, ..., action_dim) ``like``."""
         return per_seed_features(self.log_std.clamp(self.log_std_min, self.log_std_max).exp(), like)
 
-    def log_prob(self, obs: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.log_prob_at(self(obs), action)
+    def log_prob(self, obs: torch.Tensor, action: torch.Tensor, noise: SeedNoise | None = None) -> torch.Tensor:
+        return self.log_prob_at(self(obs, noise), action)
 
     def log_prob_at(self, mean: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         """Log-probability of ``action`` under the policy whose mean action is ``mean`` (already

@@ -11,11 +11,13 @@ from __future__ import annotations
 import copy
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
 
 from offbench.algos.base import ALGORITHMS, AlgoConfig, TransitionAlgorithm
+from offbench.algos.config import D4RL_ANTMAZE, each
 from offbench.algos.nets import TwinQ, frozen, mlp, soft_update
 from offbench.algos.seeded import adam, per_seed
 from offbench.data.info import DataInfo
@@ -37,6 +39,14 @@ class TD3BCConfig(AlgoConfig):
     hidden: tuple[int, ...] = (256, 256)  # CORL Actor / Critic: two hidden layers of 256
     normalize_obs: bool = True  # CORL normalize
     obs_std_eps: float = 1e-3  # CORL compute_mean_std(dataset["observations"], eps=1e-3): (s - mean) / (std + 1e-3)
+    # training rewards are reward_scale * r + reward_bias: CORL's modify_reward on AntMaze (its
+    # normalize_reward there) subtracts 1 (reward_bias -1.0 on antmaze-*, DATASET_DEFAULTS)
+    reward_scale: float = 1.0
+    reward_bias: float = 0.0
+
+    #: CORL configs/offline/td3_bc/antmaze/*.yaml: normalize_reward true (r - 1), 100 evaluation
+    #: episodes; its Adroit configs are its hopper-medium values (the class defaults).
+    DATASET_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = each(D4RL_ANTMAZE, {"reward_bias": -1.0, "eval_episodes": 100})
 
 
 @ALGORITHMS.register("td3bc")

@@ -48,7 +48,7 @@ def make_sac(env: gym.Env, hidden: tuple[int, ...], device: torch.device, lr: fl
     """A SAC agent for ``env``'s spaces (observations unnormalized, actions in [-1, 1])."""
     obs_dim = int(np.prod(env.observation_space.shape))
     act_dim = int(np.prod(env.action_space.shape))
-    cfg = CQLConfig(alpha=0.0, backup_entropy=True, actor_lr=lr, critic_lr=lr, entropy_lr=lr, hidden=hidden,
+    cfg = CQLConfig(alpha=0.0, backup_entropy=True, actor_lr=lr, critic_lr=lr, entropy_lr=lr, hidden=hidden, critic_hidden=hidden,
                     normalize_obs=False)
     env_id = env.spec.id if env.spec else "env"
     info = DataInfo(name=f"online {env_id}", domain="online", obs_shape=(obs_dim,), action_dim=act_dim, discrete=False)
