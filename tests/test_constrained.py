@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from offbench.algos import get_algorithm
@@ -26,7 +27,7 @@ def clustered(n: int = 2000, centre: float = 0.5, spread: float = 0.05, seed: in
 
 def make(name: str, data: Dataset, spec=SPEC, **overrides: object):
     cls = get_algorithm(name)
-    cfg = cls.Config.for_dataset(spec).with_overrides({k: str(v) for k, v in overrides.items()})
+    cfg = cls.Config.resolve(spec, {k: str(v) for k, v in overrides.items()})
     return cls.create(cfg, cls.describe(cfg, data, spec), torch.device("cpu"), [0])
 
 
@@ -144,7 +145,62 @@ def test_brac_fits_the_behaviour_policy_first_then_the_actor_critic() -> None:
     algo = make("brac", data, behavior_steps=50, warmup_steps=10, actor_hidden="[32]", critic_hidden="[32]")
     sampler = algo.make_sampler(data, np.random.default_rng(0))
     first = [algo.update(one_seed(sampler.sample())) for _ in range(50)]
-    assert all(set(m) == {"behavior_nll"} for m in first)
+    assert all(set(m) == {"behavior_nll", "behavior_entropy_alpha"} for m in first)
     assert float(first[-1]["behavior_nll"]) < float(first[0]["behavior_nll"])  # the likelihood rises
     after = algo.update(one_seed(sampler.sample()))
     assert {"critic_loss", "actor_loss", "kl"} <= set(after)
+
+
+def test_brac_relu_v2_lets_a_zero_weight_recover() -> None:
+    """``utils.relu_v2``: relu forward; backward blocks only a step that would push a non-positive
+    input further down (an upstream gradient > 0 there); elsewhere the gradient passes."""
+    from offbench.algos.brac import relu_v2
+
+    x = torch.tensor([-1.0, 0.0, 2.0, -1.0], requires_grad=True)
+    y = relu_v2(x)
+    assert torch.equal(y.detach(), torch.tensor([0.0, 0.0, 2.0, 0.0]))
+    y.backward(torch.tensor([1.0, 1.0, 1.0, -1.0]))
+    assert torch.equal(x.grad, torch.tensor([0.0, 0.0, 1.0, -1.0]))
+
+
+def test_brac_behaviour_entropy_weight_tracks_its_target() -> None:
+    """bc_agent's entropy weight descends ``alpha_e * (-log b(a) - target)``: with the behaviour's
+    entropy below the target (-action_dim) it rises, so the loss's ``alpha_e * log b(a~b)`` pushes
+    the entropy up."""
+    data = clustered()
+    algo = make("brac", data, behavior_steps=100, actor_hidden="[32]", critic_hidden="[32]")
+    assert algo.target_entropy == -2.0 and torch.equal(algo.alpha_entropy.detach(), torch.ones(1))
+    sampler = algo.make_sampler(data, np.random.default_rng(0))
+    logs = algo.update(one_seed(sampler.sample()))
+    # a fresh network's log-std is about -2.5 (tanh(h) ~ 0 in [-5, 0]): the Gaussian's entropy is
+    # 2 * (0.5 log(2 pi e) - 2.5) = -2.16 and the tanh only lowers it, below the target -2; so
+    # alpha_e's first Adam step (its size the behaviour lr, 5e-4) raises it
+    assert float(logs["behavior_entropy_alpha"]) == pytest.approx(1.0 + 5e-4, rel=1e-5)
+    off = make("brac", data, behavior_steps=100, behavior_entropy="false", actor_hidden="[32]",
+               critic_hidden="[32]")
+    assert set(off.update(one_seed(sampler.sample()))) == {"behavior_nll"}
+
+
+def test_bear_d4rl_recipe_draws_targets_from_the_current_policy_and_scores_its_first_sample() -> None:
+    """rlkit's BEAR: the critics' targets come from the current policy (the target actor unused),
+    the actor's Q term from the first of its MMD samples; log alpha starts at 0."""
+    data = clustered(n=200)
+    algo = make("bear", data, hidden="[16]", vae_hidden="[16]", warmup_steps=0)
+    c = algo.config
+    assert (c.recipe, c.target_actor, c.actor_q, c.clip_actor_noise, c.log_alpha_init) == (
+        "d4rl", False, "first", False, "zero")
+    assert torch.equal(algo.log_alpha.detach(), torch.zeros(1))
+    with torch.no_grad():  # a target actor far off would change every target, were it used
+        for p in algo.actor_target.parameters():
+            p.add_(10.0)
+    b = one_seed(algo.make_sampler(data, np.random.default_rng(0)).sample())
+    state = algo.noise.get_state(0)
+    algo.update(b)
+    after_far = [p.detach().clone() for p in algo.critic.parameters()]
+    fresh = make("bear", data, hidden="[16]", vae_hidden="[16]", warmup_steps=0)
+    fresh.noise.set_state(0, state)
+    fresh.update(b)
+    for a, f in zip(after_far, fresh.critic.parameters()):
+        torch.testing.assert_close(a, f.detach(), rtol=0, atol=0)
+    authors = make("bear", data, recipe="authors", hidden="[16]", vae_hidden="[16]")
+    assert (authors.config.target_actor, authors.config.actor_q, authors.config.batch_size) == (True, "mean", 100)

@@ -1,5 +1,17 @@
-"""BEAR, Bootstrapping Error Accumulation Reduction (Kumar, Fu, Tucker & Levine 2019), as the
-authors' code has it (aviralkumar2907/BEAR, ``algos.py``), with the D4RL settings of its README.
+"""BEAR, Bootstrapping Error Accumulation Reduction (Kumar, Fu, Tucker & Levine 2019).
+
+Two recipes (``--set bear.recipe=NAME``):
+
+- ``d4rl`` (default), the code behind D4RL's BEAR scores (the ones the DT paper's Table 2 quotes):
+  rail-berkeley/d4rl_evaluations ``bear/examples/bear_hdf5_d4rl.py`` and its rlkit trainer
+  ``rlkit/torch/sac/bear.py``: 256-256 networks, a Gaussian kernel of bandwidth 50 over 4 samples,
+  policy lr 1e-4, Q and VAE lr 3e-4, batch 256, log alpha from 0, 40,000 steps of MMD alone, the
+  actor's Q term from its first sample only, the critics' targets from the current policy (no
+  target actor), the actor's log-std clamped to [-5, 2], its noise not clamped, 100 sampled
+  actions at evaluation; 3,000 epochs of 1,000 steps, evaluated after each (5,000 steps: 5
+  episodes).
+- ``authors``: the BEAR authors' own code (aviralkumar2907/BEAR, ``algos.py``) with the settings
+  of its README (the class defaults below).
 
 A conditional VAE models the data's actions (as BCQ's). The actor, a tanh-Gaussian, maximizes the
 minimum of an ensemble of critics subject to a sampled MMD between its actions and the VAE's
@@ -35,7 +47,7 @@ from offbench.data.info import DataInfo
 
 @dataclass
 class BEARConfig(AlgoConfig):
-    """aviralkumar2907/BEAR @ f123499 ``algos.py`` (class ``BEAR``) and its README's settings "that
+    """Class defaults (``recipe=authors``): aviralkumar2907/BEAR @ f123499 ``algos.py`` (class ``BEAR``) and its README's settings "that
     generally work well": ``--mmd_sigma=10.0 --kernel_type=laplacian --num_samples_match=5
     --version=0 --lagrange_thresh=10.0 --mode=auto --lamda=0.0 --use_ensemble_variance=False
     --eval_freq=1000`` (its Walker2d command: gaussian kernel, sigma 20)."""
@@ -62,7 +74,30 @@ class BEARConfig(AlgoConfig):
     target_samples: int = 10  # next_state repeated 10 times
     eval_samples: int = 10  # select_action: state repeated 10 times
     normalize_obs: bool = False  # the authors' code feeds states as they are
+    # the critics' targets use the target actor (algos.py actor_target); False: the current policy (rlkit)
+    target_actor: bool = True
+    # the actor's Q term: the ensemble minimum of Q averaged over its mmd_samples actions (algos.py
+    # critic_qs over actor_actions) | of its first action only (rlkit q_val1(obs, actor_samples[:, 0]))
+    actor_q: Literal["mean", "first"] = "mean"
+    clip_actor_noise: bool = True  # algos.py sample_multiple: noise clamped to [-0.5, 0.5]; rlkit: not
+    log_std_min: float = -math.inf  # algos.py RegularActor: log-std unclamped; rlkit LOG_SIG_MIN -5
+    log_std_max: float = math.inf  # rlkit LOG_SIG_MAX 2
+    # log alpha's start: algos.py log_lagrange2 = torch.randn(()) | rlkit ptu.zeros(1)
+    log_alpha_init: Literal["normal", "zero"] = "normal"
+    recipe: str = "d4rl"  # d4rl | authors (see the module docstring)
 
+    RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {
+        "d4rl": {"*": dict(
+            steps=3_000_000, eval_every=1_000, eval_episodes=5,  # num_epochs 3000 x 1000; 5000 eval steps
+            batch_size=256, actor_lr=1e-4, critic_lr=3e-4, vae_lr=3e-4, alpha_lr=1e-3,  # argparse, trainer
+            hidden=(256, 256), vae_hidden=(750, 750),  # layer_size 256; VAEPolicy hidden_sizes [750, 750]
+            kernel="gaussian", mmd_sigma=50.0, mmd_samples=4,  # argparse defaults; num_samples_mmd_match=4
+            epsilon=0.05, log_alpha_max=10.0, warmup_steps=40_000,  # target_mmd_thresh; clamp_(-5, 10); 40000
+            eval_samples=100, target_samples=10, lmbda=0.75, tau=5e-3, discount=0.99,  # num_samples 100
+            target_actor=False, actor_q="first", clip_actor_noise=False, log_std_min=-5.0, log_std_max=2.0,
+            log_alpha_init="zero")},
+        "authors": {"*": {}},
+    }
     DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
 
 
@@ -106,11 +141,13 @@ class BEAR(TransitionAlgorithm):
         a, c = self.action_dim, config
         self.latent = 2 * a
         self.vae = VAE(self.obs_dim, a, self.latent, c.vae_hidden).to(device)
-        self.actor = TanhGaussianActor(self.obs_dim, a, c.hidden, log_std_bounds=(-math.inf, math.inf)).to(device)
+        self.actor = TanhGaussianActor(self.obs_dim, a, c.hidden, log_std_bounds=(c.log_std_min, c.log_std_max)).to(device)
         self.critic = EnsembleQ(self.obs_dim, a, c.hidden, c.num_critics).to(device)
         self.actor_target, self.critic_target = copy.deepcopy(self.actor), copy.deepcopy(self.critic)
-        # log_lagrange2 = torch.randn(()): one draw per seed from its init generator
-        self.log_alpha = nn.Parameter(torch.stack([torch.randn((), generator=g) for g in init_generators()]).to(device))
+        # log_lagrange2 = torch.randn(()): one draw per seed from its init generator; rlkit: zero
+        starts = [torch.randn((), generator=g) if c.log_alpha_init == "normal" else torch.zeros(())
+                  for g in init_generators()]
+        self.log_alpha = nn.Parameter(torch.stack(starts).to(device))
         self.vae_optim = adam(self.vae.parameters(), lr=c.vae_lr)
         self.actor_optim = adam(self.actor.parameters(), lr=c.actor_lr)
         self.critic_optim = adam(self.critic.parameters(), lr=c.critic_lr)
@@ -140,7 +177,7 @@ class BEAR(TransitionAlgorithm):
         vae_loss = fit_vae(self.vae, self.vae_optim, b, self.noise, self.latent, 0.5)
         with torch.no_grad():
             nxt = b["next_obs"].repeat_interleave(c.target_samples, dim=1)
-            next_action = self.sample_actions(nxt, 1, target=True)[0].squeeze(-2)
+            next_action = self.sample_actions(nxt, 1, target=c.target_actor)[0].squeeze(-2)
             qs = self.critic_target(nxt, next_action)  # (K, S, B * samples)
             target = soft_clipped_target(b, qs.min(0).values, qs.max(0).values, c)
         current = self.critic(b["obs"], b["actions"])
@@ -151,13 +188,16 @@ class BEAR(TransitionAlgorithm):
         # the actor: the Lagrangian of max min_k Q subject to MMD <= epsilon
         with torch.no_grad():
             data_raw = self.decode_actions(b["obs"], c.mmd_samples)
-        actions, raw = self.sample_actions(b["obs"], c.mmd_samples, clip_noise=True)
+        actions, raw = self.sample_actions(b["obs"], c.mmd_samples, clip_noise=c.clip_actor_noise)
         distance = mmd(raw, data_raw, c.kernel, c.mmd_sigma)  # (S, B)
         alpha = self.log_alpha.exp().detach().view(-1, *([1] * (distance.ndim - 1))) if c.mode == "auto" \
             else torch.full_like(distance, c.manual_alpha)
-        with frozen(self.critic):  # Q of every sampled action, averaged over them, then the ensemble's minimum
-            many = b["obs"].unsqueeze(-2).expand(*b["obs"].shape[:-1], c.mmd_samples, b["obs"].shape[-1])
-            q_min = self.critic(many, actions).mean(-1).min(0).values
+        with frozen(self.critic):  # Q of every sampled action averaged over them (or the first's), the ensemble's min
+            if c.actor_q == "first":
+                q_min = self.critic(b["obs"], actions[..., 0, :]).min(0).values
+            else:
+                many = b["obs"].unsqueeze(-2).expand(*b["obs"].shape[:-1], c.mmd_samples, b["obs"].shape[-1])
+                q_min = self.critic(many, actions).mean(-1).min(0).values
         warm = self.steps_done < c.warmup_steps
         actor_loss = per_seed(alpha * distance) if warm else per_seed(-q_min + alpha * distance)
         self.actor_optim.zero_grad(set_to_none=True)

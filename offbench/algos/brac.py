@@ -3,8 +3,17 @@ the authors' code has it (google-research ``behavior_regularized_offline_rl/brac
 ``brac_primal_agent.py``, ``divergences.py``, ``networks.py``; settings of ``run_primal.sh`` and
 ``run_bc.sh``).
 
+Two recipes (``--set brac.recipe=NAME``): ``d4rl`` (default), the code behind D4RL's BRAC-v scores
+(the DT paper's Table 2 quotes them): rail-berkeley/d4rl_evaluations ``brac/scripts/train_brac.py``,
+1M behaviour steps, then 1M actor-critic steps with Q lr 1e-3, policy lr 3e-5, alpha 1.0, 20
+evaluation episodes (the script's defaults; the per-task alphas D4RL may have searched are not
+published with it); ``authors``, the settings of the authors' ``run_bc.sh`` and ``run_primal.sh``
+(the class defaults).
+
 Two phases in one run. First ``behavior_steps`` gradient steps fit the behaviour policy b by
-maximum likelihood on the data's actions (``bc`` agent). Then the actor-critic: with the
+maximum likelihood on the data's actions with an entropy bonus (``bc_agent.Agent``, whose
+``train_alpha_entropy`` is on by default: loss ``mean(alpha_e * log b(a~b) - log b(a_data))``,
+``alpha_e`` from 1.0, non-negative, tuned towards an entropy of ``-action_dim``). Then the actor-critic: with the
 divergence D(s) = KL(pi(.|s) || b(.|s)) estimated from ``div_samples`` actions of pi
 (``mean_n log pi(a_n|s) - log b(a_n|s)``, actions clipped 1e-3 inside their bounds for b's density),
 the critics (an ensemble, the minimum of it) learn
@@ -36,6 +45,25 @@ from offbench.data.info import DataInfo
 CLIP_EPS = 1e-3  # divergences.py CLIP_EPS: actions clipped inside their bounds for densities
 
 
+class _ReluV2(torch.autograd.Function):
+    """BRAC's ``utils.relu_v2``: relu, whose gradient still flows where the input is not positive
+    if the step would raise it (a negative upstream gradient), so a weight at 0 can recover."""
+
+    @staticmethod
+    def forward(ctx: Any, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(x)
+        return x.clamp(min=0.0)
+
+    @staticmethod
+    def backward(ctx: Any, dy: torch.Tensor) -> torch.Tensor:
+        (x,) = ctx.saved_tensors
+        return torch.where((dy > 0) & (x <= 0), torch.zeros_like(dy), dy)
+
+
+def relu_v2(x: torch.Tensor) -> torch.Tensor:
+    return _ReluV2.apply(x)
+
+
 @dataclass
 class BRACConfig(AlgoConfig):
     """``run_primal.sh`` (BRAC primal, value penalty, KL) and ``run_bc.sh`` (its behaviour policy)."""
@@ -56,7 +84,19 @@ class BRACConfig(AlgoConfig):
     actor_lr: float = 3e-4  # run_primal.sh PLR=3e-04
     behavior_lr: float = 5e-4  # run_bc.sh optimizers (('adam', 5e-4),)
     normalize_obs: bool = False  # the authors' code feeds states as they are
+    # bc_agent.Agent(train_alpha_entropy=True, alpha_entropy=1.0, target_entropy=-action_dim): the
+    # behaviour loss's entropy bonus and its tuned weight (Adam at behavior_lr: one optimizer spec)
+    behavior_entropy: bool = True
+    recipe: str = "d4rl"  # d4rl | authors (see the module docstring)
 
+    RECIPES: ClassVar[dict[str, dict[str, dict[str, Any]]]] = {
+        # train_brac.py: bc_train_steps 1e6, total_train_steps 1e6, optimizers (('adam', 1e-3), ('adam',
+        # 3e-5), ('adam', 1e-5)) for Q, policy and (untrained) alpha, alpha 1.0, n_eval_episodes 20,
+        # value_penalty 1 for BRAC-v; train_eval_offline eval_freq 5000; train_bc model (200, 200), 5e-4
+        "d4rl": {"*": dict(steps=2_000_000, behavior_steps=1_000_000, critic_lr=1e-3, actor_lr=3e-5, alpha=1.0,
+                           value_penalty=True, eval_every=5_000, eval_episodes=20)},
+        "authors": {"*": {}},
+    }
     DOMAIN_DEFAULTS: ClassVar[dict[str, dict[str, Any]]] = {}
 
 
@@ -98,7 +138,8 @@ class BRAC(TransitionAlgorithm):
     Config = BRACConfig
     config: BRACConfig
     continuous_only = True
-    STATE = ("behavior", "actor", "critic", "critic_target", "behavior_optim", "actor_optim", "critic_optim")
+    STATE = ("behavior", "actor", "critic", "critic_target", "behavior_optim", "actor_optim", "critic_optim",
+             "entropy_optim")
     seed_batched = True
 
     def __init__(self, config: BRACConfig, info: DataInfo, device: torch.device, seeds: Sequence[int] = (0,)) -> None:
@@ -111,6 +152,9 @@ class BRAC(TransitionAlgorithm):
         self.behavior_optim = adam(self.behavior.parameters(), lr=c.behavior_lr)
         self.actor_optim = adam(self.actor.parameters(), lr=c.actor_lr)
         self.critic_optim = adam(self.critic.parameters(), lr=c.critic_lr)
+        self.alpha_entropy = nn.Parameter(torch.ones(len(self.seeds), device=device))  # bc_agent tf.Variable(1.0)
+        self.entropy_optim = adam([self.alpha_entropy], lr=c.behavior_lr)
+        self.target_entropy = -float(a)
         self.steps_done = 0
 
     def divergence(self, obs: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
@@ -132,11 +176,7 @@ class BRAC(TransitionAlgorithm):
         c, b = self.config, self.tensors(batch)
         self.steps_done += 1
         if self.steps_done <= c.behavior_steps:  # phase 1: the behaviour policy by maximum likelihood
-            loss = -per_seed(self.behavior.log_prob(b["obs"], b["actions"].unsqueeze(-2)))
-            self.behavior_optim.zero_grad(set_to_none=True)
-            loss.sum().backward()
-            self.behavior_optim.step()
-            return {"behavior_nll": loss.detach()}
+            return self.behavior_update(b)
         with torch.no_grad():
             next_action = self.actor.sample(b["next_obs"], self.draws(b["next_obs"], 1))[0].squeeze(-2)
             next_q = self.critic_target(b["next_obs"], next_action).min(0).values
@@ -158,13 +198,39 @@ class BRAC(TransitionAlgorithm):
         soft_update(self.critic_target, self.critic, c.tau)
         return {"critic_loss": critic_loss.detach(), "actor_loss": actor_loss.detach(), "kl": per_seed(div).detach()}
 
+    def behavior_update(self, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """One step of ``bc_agent``: the behaviour policy, then (``behavior_entropy``) its entropy
+        weight on a fresh sample from the updated policy (``_optimize_p``, then ``_optimize_ae``)."""
+        nll = -per_seed(self.behavior.log_prob(b["obs"], b["actions"].unsqueeze(-2)))
+        logs = {"behavior_nll": nll.detach()}
+        loss = nll
+        if self.config.behavior_entropy:
+            alpha = relu_v2(self.alpha_entropy)
+            logp = self.behavior.sample(b["obs"], self.draws(b["obs"], 1))[1]
+            loss = nll + per_seed(alpha.detach().view(-1, 1, 1) * logp)
+        self.behavior_optim.zero_grad(set_to_none=True)
+        loss.sum().backward()
+        self.behavior_optim.step()
+        if self.config.behavior_entropy:
+            with torch.no_grad():
+                logp = self.behavior.sample(b["obs"], self.draws(b["obs"], 1))[1]
+            entropy_loss = per_seed(alpha.view(-1, 1, 1) * (-logp - self.target_entropy))
+            self.entropy_optim.zero_grad(set_to_none=True)
+            entropy_loss.sum().backward()
+            self.entropy_optim.step()
+            logs["behavior_entropy_alpha"] = relu_v2(self.alpha_entropy).detach()
+        return logs
+
     def act(self, obs: torch.Tensor, generator: list[torch.Generator]) -> torch.Tensor:
         """The tanh of the actor's mean (``DeterministicSoftPolicy``)."""
         return torch.tanh(self.actor.params(obs)[0])
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "steps_done": self.steps_done}
+        return {**super().state_dict(), "alpha_entropy": self.alpha_entropy.detach().clone(),
+                "steps_done": self.steps_done}
 
     def load_state_dict(self, state: dict) -> None:
         super().load_state_dict(state)
+        with torch.no_grad():
+            self.alpha_entropy.copy_(state["alpha_entropy"])
         self.steps_done = int(state["steps_done"])

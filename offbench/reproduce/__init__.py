@@ -47,7 +47,11 @@ TABLES: dict[str, Table] = {t.name: t for t in (
           note="CQL, QR-DQN and REM at offbench's Atari budget (20k gradient steps), not the 12.5M updates "
                "behind the published numbers; CQL is offbench's CQL(H) on a DQN backbone"),
     Table("dt-table2", "Chen et al. 2021, Decision Transformer, Table 2 (D4RL)", D4RL_GYM,
-          ("dt", "cql", "bear", "brac", "awr", "bc"), 3, quick=("steps=2000", "eval_every=0"),
+          ("dt", "cql", "bear", "brac", "awr", "bc"), 3,
+          # quick: BEAR's MMD-only warm start, BRAC's behaviour phase and its warm start scaled down
+          # with the budget, in the D4RL recipes' proportions (40k of 3M steps; 1M of 2M; 20k of 1M)
+          quick=("steps=2000", "eval_every=0", "bear.warmup_steps=27", "brac.behavior_steps=1000",
+                 "brac.warmup_steps=20"),
           sets=("bc.recipe=paper",)),
     Table("dt-table4", "Chen et al. 2021, Decision Transformer, Table 4 (delayed reward)",
           tuple(f"{env}-medium-expert-sparse" for env in ("halfcheetah", "hopper", "walker2d")),
