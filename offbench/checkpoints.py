@@ -1,7 +1,15 @@
 """Checkpoints: one file per seed with everything needed to resume it exactly (the algorithm's
-state, the random number generators, the step and the training time so far), written atomically."""
+state, the random number generators, the step and the training time so far), written atomically.
+
+Seeds trained together save one file each, one after the other; a process killed between two of
+them leaves the group's seeds at two steps. So each seed also keeps the checkpoint before its
+latest (``checkpoint.previous.pt``), and the group resumes together from the latest step all its
+seeds have (:func:`shared_step`): exactly where it would have been had it not stopped.
+"""
 
 from __future__ import annotations
+
+import os
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,15 +36,42 @@ def save_checkpoints(paths: list[Path], algo: Algorithm, step: int, rngs: list[n
                 "numpy_rng": rng.bit_generator.state,
                 "torch_rng": torch.get_rng_state(),  # the global generators: used by plain (plug-in) algorithms
                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
-        with atomic_path(path) as tmp:
-            torch.save(ckpt, tmp)
+        try:
+            with atomic_path(path) as tmp:
+                torch.save(ckpt, tmp)
+                if path.exists():
+                    os.replace(path, previous(path))
+        except (OSError, RuntimeError) as e:  # torch's writer reports a failed write as a RuntimeError
+            reason = e.strerror if isinstance(e, OSError) and e.strerror else "the write failed"
+            raise OffbenchError(f"cannot write {path} ({reason}): disk full or over a file-size limit? The "
+                                "previous checkpoint is kept: free space and run the same command to resume") from None
+
+
+def previous(path: Path) -> Path:
+    """Where the checkpoint before the latest one at ``path`` is kept."""
+    return path.with_name(f"{path.stem}.previous{path.suffix}")
+
+
+def resume_points(path: Path) -> dict[int, Path]:
+    """The steps a seed can resume from (its latest checkpoint's and the one before), each with
+    its file."""
+    return {int(load_checkpoint(p, mmap=True)["step"]): p  # mapped: the weights are not read
+            for p in (previous(path), path) if p.is_file()}
 
 
 def checkpoint_step(path: Path) -> int:
-    """The step the checkpoint at ``path`` was taken at (0 without one)."""
-    if not path.is_file():
+    """The latest step the seed whose checkpoint is at ``path`` can resume from (0 without one)."""
+    return max(resume_points(path), default=0)
+
+
+def shared_step(paths: list[Path]) -> int | None:
+    """The latest step from which every seed of ``paths`` can resume (0: none has a checkpoint);
+    None if they share none (seeds that never trained together)."""
+    points = [set(resume_points(p)) for p in paths]
+    if not any(points):
         return 0
-    return int(load_checkpoint(path, mmap=True)["step"])  # mapped: the weights are not read
+    shared = set.intersection(*points)
+    return max(shared) if shared else None
 
 
 def load_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any]:
@@ -50,18 +85,18 @@ def load_checkpoint(path: Path, mmap: bool = False) -> dict[str, Any]:
 
 
 def restore_checkpoints(paths: list[Path], algo: Algorithm, rngs: list[np.random.Generator]) -> tuple[int, float]:
-    """Load every seed's checkpoint (all at the same step, or none); return that step and the
-    training seconds spent to reach it."""
-    if not any(p.is_file() for p in paths):
+    """Load every seed's checkpoint at the latest step they share (:func:`shared_step`; none:
+    start); return that step and the training seconds spent to reach it."""
+    step = shared_step(paths)
+    if step is None:
+        raise ValueError(f"seeds trained together must resume from a step they share: {[str(p) for p in paths]}")
+    if step == 0:
         return 0, 0.0
-    states = [load_checkpoint(p) for p in paths]  # on the CPU: load_state_dict moves them
-    steps = {int(s["step"]) for s in states}
-    if len(steps) != 1:
-        raise ValueError(f"seeds trained together must resume from the same step, got {sorted(steps)}")
+    states = [load_checkpoint(resume_points(p)[step]) for p in paths]  # on the CPU: load_state_dict moves them
     algo.load_seed_states([s["algo"] for s in states])
     for rng, s in zip(rngs, states):
         rng.bit_generator.state = s["numpy_rng"]
     torch.set_rng_state(states[0]["torch_rng"])
     if states[0].get("cuda_rng") is not None and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states[0]["cuda_rng"])
-    return steps.pop(), max(float(s.get("train_seconds", 0.0)) for s in states)
+    return step, max(float(s.get("train_seconds", 0.0)) for s in states)

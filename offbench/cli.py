@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -77,6 +78,12 @@ class OffbenchGroup(click.Group):
                 raise
             click.echo(f"error: {e.format_message()}", err=True)
             sys.exit(e.exit_code)
+        except MemoryError:
+            if debug:
+                raise
+            click.echo("error: out of memory; free memory or run fewer --workers, then run the same command again",
+                       err=True)
+            sys.exit(1)
         except Exception as e:  # noqa: BLE001  (an internal error: one line, the traceback on request)
             if debug:
                 raise
@@ -402,10 +409,12 @@ def _launcher_options(f: Any) -> Any:
 @click.option("--log", "log", default=None, metavar="NAME[,NAME]",
               help="Also stream each run's metrics to tensorboard (<run>/tensorboard) and/or wandb; "
                    "metrics.jsonl stays the record.")
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="A run another offbench process is running: wait for it to end (--no-wait: fail it at once).")
 @_launcher_options
 def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int | None, device: str,
         sets: tuple[str, ...], results: Path | None, workers: int | None, threads: int | None, log: str | None,
-        launcher: str, **backend_options: Any) -> None:
+        wait: bool, launcher: str, **backend_options: Any) -> None:
     """Train and evaluate every (dataset, algorithm, seed) combination.
 
     Finished runs are skipped; interrupted ones resume from their last checkpoint.
@@ -425,6 +434,7 @@ def run(algos: str, envs: str, seeds: int, steps: int | None, eval_episodes: int
     backend = _launcher(launcher, root, workers, threads, backend_options)
     plans = plan_runs(_split(envs), _split(algos), seeds, root, list(sets), steps, eval_episodes,
                       tuple(_split(log)) if log else ())
+    plans = [dataclasses.replace(p, wait=wait) for p in plans]
     ensure_writable(root)
     try:
         with _RunDisplay(plans) as display:

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from offbench.errors import OffbenchError
+from offbench.paths import pid_alive
 
 HEARTBEAT_SECONDS = 10.0
 STALE_SECONDS = 60.0
@@ -42,18 +43,8 @@ class Holder:
 
     def alive(self, now: float | None = None) -> bool:
         if self.host == socket.gethostname():
-            return _pid_alive(self.pid)
+            return pid_alive(self.pid)
         return (now or time.time()) - self.heartbeat < STALE_SECONDS
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
 
 
 def holder(path: Path) -> Holder | None:
@@ -105,6 +96,27 @@ def _take_over(path: Path, seen: Holder | None) -> None:
         os.unlink(aside)
 
 
+class RunHeld(OffbenchError):
+    """A run's lock is held by another live process (``holder``)."""
+
+    def __init__(self, label: str, holder: Holder) -> None:
+        where = "this machine" if holder.host == socket.gethostname() else holder.host
+        super().__init__(f"{label} is being run by another offbench process (pid {holder.pid} on {where}); "
+                         "wait for it or stop it")
+        self.label, self.holder, self.where = label, holder, where
+
+
+def clear_if_stale(path: Path) -> bool:
+    """Remove the lock at ``path`` if its holder is gone (a run another process finished after
+    its first holder was killed); True if no live process holds it now."""
+    current = _read(path)
+    if current is not None and current.alive():
+        return False
+    if path.exists():
+        _take_over(path, current)
+    return True
+
+
 @contextlib.contextmanager
 def run_lock(path: Path, label: str) -> Iterator[None]:
     """Hold the lock at ``path`` while a run executes; an error naming the holder if another live
@@ -115,9 +127,7 @@ def run_lock(path: Path, label: str) -> Iterator[None]:
             break
         current = _read(path)
         if current is not None and current.alive():
-            where = "this machine" if current.host == socket.gethostname() else current.host
-            raise OffbenchError(f"{label} is being run by another offbench process (pid {current.pid} on {where}); "
-                                "wait for it or stop it")
+            raise RunHeld(label, current)
         _take_over(path, current)
     else:
         raise OffbenchError(f"{label}: could not take its lock {path}; try again")

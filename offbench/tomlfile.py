@@ -18,5 +18,9 @@ def loads(text: str) -> dict[str, Any]:
 
 
 def read(path: Path) -> dict[str, Any]:
-    """The tables of the TOML file at ``path``."""
-    return tomllib.loads(path.read_text())
+    """The tables of the TOML file at ``path`` (text that is not UTF-8: a decode error, as TOML's)."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise TOMLDecodeError(f"not UTF-8 text ({e.reason} at byte {e.start})") from None
+    return tomllib.loads(text)

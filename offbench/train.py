@@ -6,6 +6,8 @@ import contextlib
 import dataclasses
 import json
 import os
+import random
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -15,19 +17,20 @@ from typing import Any
 import numpy as np
 import torch
 
-from offbench import __version__
+from offbench import __version__, trace
 from offbench.algos.base import AlgoConfig, Algorithm
 from offbench.algos import get_algorithm
 from offbench.batches import seed_batches
-from offbench.checkpoints import restore_checkpoints, save_checkpoints
+from offbench.checkpoints import previous, restore_checkpoints, save_checkpoints
 from offbench.data import cache
 from offbench.data.spec import DatasetSpec
+from offbench.errors import OffbenchError
 from offbench.devices import resolve_device
 from offbench.evaluate import rollout
 from offbench.loggers import make_loggers
-from offbench.paths import write_json_atomic, write_text_atomic
+from offbench.paths import remove_temporaries, write_json_atomic, write_text_atomic
 from offbench.results import RunDir, config_hash, read_json, read_metrics
-from offbench.runlock import run_lock
+from offbench.runlock import RunHeld, clear_if_stale, run_lock
 
 Progress = Callable[[int, int, "float | None"], None]  # (step, total, last score)
 
@@ -47,6 +50,9 @@ class RunPlan:
     #: Metric streams beside metrics.jsonl (``tensorboard``, ``wandb``: :mod:`offbench.loggers`);
     #: not part of the run's identity.
     loggers: tuple[str, ...] = ()
+    #: When another live process holds the run: wait for it to end (then the run is what it left:
+    #: finished, or resumed here), or fail at once. Not part of the run's identity.
+    wait: bool = True
 
     def with_run_spec(self) -> RunPlan:
         """This plan with reference returns known, read from the cached data where the registry
@@ -107,6 +113,9 @@ def execute(plan: RunPlan, device: torch.device | str = "auto", progress: Progre
     return execute_seeds([plan], device, group_progress, checkpoint_seconds)[0]
 
 
+#: Seconds between two looks at a run another process holds (``RunPlan.wait``), jittered.
+WAIT_SECONDS = 1.0
+
 SeedProgress = Callable[[int, int, int, "float | None"], None]  # (seed index, step, total, last score)
 
 
@@ -123,30 +132,64 @@ def execute_seeds(plans: list[RunPlan], device: torch.device | str = "auto", pro
     its last checkpoint and ends with the same metrics as if it had never stopped. ``device``: a
     ``torch.device``, or a name for :func:`~offbench.devices.resolve_device`. ``fetch_missing``:
     fetch a dataset that is not cached (a task on a cluster node is not allowed to: its launcher
-    fetched the data once, and a node that does not see it fails naming the path).
+    fetched the data once, and a node that does not see it fails naming the path). A run another
+    live process holds is waited for (``RunPlan.wait``; else an error), then taken as it was left:
+    finished, or resumed here.
     """
     keys = {(p.dataset, p.algo, p.config_hash, p.results) for p in plans}
     if len(keys) != 1 or len({p.seed for p in plans}) != len(plans):
         raise ValueError("execute_seeds takes distinct seeds of one dataset, algorithm and config")
     summaries = {i: read_json(plan.dir.summary) for i, plan in enumerate(plans)}
     todo = [i for i, done in summaries.items() if done is None]
-    if todo:
-        for plan in (plans[i] for i in todo):
-            plan.dir.root.mkdir(parents=True, exist_ok=True)
-        with contextlib.ExitStack() as stack:
-            for i in todo:
-                stack.enter_context(run_lock(plans[i].dir.lock, plans[i].label))
-            summaries.update({i: read_json(plans[i].dir.summary) for i in todo})  # another process may have finished some
-            left = [i for i in todo if summaries[i] is None]
-            if left:
-                def seed_progress(k: int, step: int, total: int, score: float | None) -> None:
-                    if progress:
-                        progress(left[k], step, total, score)
+    for plan in (plans[i] for i in summaries if i not in todo):
+        tidy_finished(plan)
+    for plan in (plans[i] for i in todo):
+        plan.dir.root.mkdir(parents=True, exist_ok=True)
+    waited = False
+    while todo:
+        try:
+            with contextlib.ExitStack() as stack:
+                for i in todo:  # in seed order in every process: of two waiting on each other, one gets all
+                    stack.enter_context(run_lock(plans[i].dir.lock, plans[i].label))
+                    remove_temporaries(plans[i].dir.root)  # an interrupted atomic write's; this process writes here now
+                summaries.update({i: read_json(plans[i].dir.summary) for i in todo})  # another process may have finished some
+                left = [i for i in todo if summaries[i] is None]
+                if left:
+                    def seed_progress(k: int, step: int, total: int, score: float | None) -> None:
+                        if progress:
+                            progress(left[k], step, total, score)
 
-                done_now = _execute([plans[i].with_run_spec() for i in left], resolve_device(device), seed_progress,
-                                    checkpoint_seconds, fetch_missing)
-                summaries.update(zip(left, done_now))
+                    try:
+                        done_now = _execute([plans[i].with_run_spec() for i in left], resolve_device(device),
+                                            seed_progress, checkpoint_seconds, fetch_missing)
+                    except MemoryError:
+                        raise OffbenchError(f"{plans[left[0]].label}: out of memory; free memory or run fewer "
+                                            "--workers, then run the same command to resume") from None
+                    except RuntimeError as e:  # a thread that cannot start: memory or a process limit
+                        if "can't start new thread" not in str(e):
+                            raise
+                        raise OffbenchError(f"{plans[left[0]].label}: cannot start a thread (out of memory or over "
+                                            "a process limit); free some, then run the same command to resume") from None
+                    summaries.update(zip(left, done_now))
+            break
+        except RunHeld as held:
+            if not plans[0].wait:
+                raise
+            if not waited:
+                print(f"waiting: {held.label} is being run by pid {held.holder.pid} on {held.where}", file=sys.stderr,
+                      flush=True)
+                waited = True
+            time.sleep(WAIT_SECONDS * (0.5 + random.random()))  # jittered: two waiting processes do not pace together
+            summaries.update({i: read_json(plans[i].dir.summary) for i in todo})
+            todo = [i for i in todo if summaries[i] is None]
     return [summaries[i] for i in range(len(plans))]
+
+
+def tidy_finished(plan: RunPlan) -> None:
+    """Remove what an attempt killed after writing a run's summary left behind: its stale lock
+    and temporary files (nothing while a live process holds the lock)."""
+    if clear_if_stale(plan.dir.lock):
+        remove_temporaries(plan.dir.root)
 
 
 def record_config(plan: RunPlan) -> None:
@@ -179,6 +222,8 @@ def _execute(plans: list[RunPlan], dev: torch.device, progress: SeedProgress,
     sampler = seed_batches(algo, [algo.make_sampler(data, rng) for rng in rngs]) if steps else None
     checkpoints = [p.dir.checkpoint for p in plans]
     start, before = restore_checkpoints(checkpoints, algo, rngs)
+    run = ",".join(p.label for p in plans)
+    trace.mark(run, "train", "begin", start)
     evals = [[r for r in _truncate_log(p.dir.metrics, start) if r.get("kind") == "eval"] for p in plans]
     streams = [make_loggers(p.loggers, p.dir.root, f"{p.config_hash}-{p.seed}", p.label,
                             f"{p.dataset}/{p.algo}/{p.config_hash}", {**cfg.to_dict(), "seed": p.seed}, start)
@@ -211,11 +256,14 @@ def _execute(plans: list[RunPlan], dev: torch.device, progress: SeedProgress,
                 for i in range(len(plans)):
                     record(i, {"kind": "train", "step": step, **{k: float(v[i]) for k, v in values.items()}})
             if (cfg.eval_every and step % cfg.eval_every == 0) or step == steps:
-                evaluate_all(step)
-                save_checkpoints(checkpoints, algo, step, rngs, elapsed())
+                with trace.phase(run, "eval", step):
+                    evaluate_all(step)
+                with trace.phase(run, "checkpoint", step):
+                    save_checkpoints(checkpoints, algo, step, rngs, elapsed())
                 last_save = time.monotonic()
             elif time.monotonic() - last_save > checkpoint_seconds:
-                save_checkpoints(checkpoints, algo, step, rngs, elapsed())
+                with trace.phase(run, "checkpoint", step):
+                    save_checkpoints(checkpoints, algo, step, rngs, elapsed())
                 last_save = time.monotonic()
             for i in range(len(plans)):
                 progress(i, step, steps, evals[i][-1]["score"] if evals[i] else None)
@@ -235,7 +283,9 @@ def _execute(plans: list[RunPlan], dev: torch.device, progress: SeedProgress,
             "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "train_seconds": seconds, "threads": torch.get_num_threads(), "offbench_version": __version__,
         }
-        write_json_atomic(plan.dir.summary, summary)
+        with trace.phase(plan.label, "summary", steps):
+            write_json_atomic(plan.dir.summary, summary)
+        previous(plan.dir.checkpoint).unlink(missing_ok=True)  # finished: the latest checkpoint is enough
         progress(i, steps, steps, summary["score_last"])
         summaries.append(summary)
     return summaries

@@ -91,7 +91,8 @@ def test_workers_do_not_outlive_a_killed_command(isolated: Path, reaper: list[in
 
 def test_a_run_in_progress_elsewhere_is_not_touched(isolated: Path) -> None:
     results = isolated / "r"
-    args = ["run", "--algo", "bc", "--env", "keytodoor-1k", "--steps", "20", "--workers", "1", "--results", str(results)]
+    args = ["run", "--algo", "bc", "--env", "keytodoor-1k", "--steps", "20", "--workers", "1", "--no-wait",
+            "--results", str(results)]
     first = offbench(*args, "--seeds", "1")
     assert first.returncode == 0
     seed1 = next(results.glob("*/*/*")) / "seed-1"

@@ -7,14 +7,17 @@ dropped connection.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import http.server
 import io
+import random
 import re
 import struct
 import threading
+import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -118,6 +121,10 @@ def write_dqn_checkpoint(replay_logs: Path, ckpt: int, arrays: dict[str, np.ndar
 
 
 # -- loopback HTTP server ------------------------------------------------------------------------
+#: The ways a chaos server misbehaves on a request ("ok": it does not).
+CHAOS = ("ok", "cut", "500", "503", "drip", "long-length", "short-length", "ignore-range", "other-file")
+
+
 class Server:
     """Serves ``root`` on 127.0.0.1 with Range support; ``cut_after[relpath] = n`` drops the
     connection after ``n`` body bytes of the next response for that path; ``requests`` logs
@@ -130,6 +137,8 @@ class Server:
         self.html = False  # answer every path with a 200 HTML page (a portal or an index page, not the file)
         self.down: dict[str, int] = {}  # path prefix -> the error status every path under it answers
         self.requests: list[tuple[str, str | None]] = []
+        #: chaos(path, range header) -> one of CHAOS, per request: how to misbehave on it
+        self.chaos: Callable[[str, str | None], tuple[str, float]] | None = None
         server = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -158,8 +167,16 @@ class Server:
                     self.send_error(404)
                     return
                 data = path.read_bytes()
+                mode, fraction = server.chaos(rel, self.headers.get("Range")) if server.chaos else ("ok", 0.0)
+                if mode in ("500", "503"):
+                    self.send_error(int(mode))
+                    return
+                if mode == "other-file":  # a different file of the same size
+                    data = random.Random(len(data)).randbytes(len(data))
                 start = 0
                 m = re.match(r"bytes=(\d+)-$", self.headers.get("Range") or "")
+                if m and mode == "ignore-range":
+                    m = None  # answers the whole file, 200, as a server without Range support
                 if m:
                     start = int(m.group(1))
                     if start >= len(data):
@@ -190,8 +207,23 @@ class Server:
                         sent += len(piece)
                     self.wfile.write(b"0\r\n\r\n")
                     return
-                self.send_header("Content-Length", str(len(body)))
+                if mode == "cut":
+                    cut = int(fraction * len(body))
+                lie = {"long-length": max(1, len(body) // 3), "short-length": -max(1, len(body) // 3)}.get(mode, 0)
+                self.send_header("Content-Length", str(max(0, len(body) + lie)))
                 self.end_headers()
+                if mode == "drip":  # slowly, in small pieces
+                    for i in range(0, len(body), max(1, len(body) // 40)):
+                        self.wfile.write(body[i : i + max(1, len(body) // 40)])
+                        self.wfile.flush()
+                        time.sleep(0.001)
+                    return
+                if lie:  # the whole body after a wrong Content-Length, then the connection closes
+                    with contextlib.suppress(OSError):
+                        self.wfile.write(body)
+                        self.wfile.flush()
+                    self.close_connection = True
+                    return
                 if cut is not None:
                     self.wfile.write(body[:cut])
                     self.wfile.flush()

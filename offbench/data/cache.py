@@ -83,6 +83,12 @@ def fetch(name: str, force: bool = False, mirror: str | tuple[str, ...] | None =
             raise
         except OffbenchError as e:
             failed.append((source.source, e))
+        except KeyError as e:  # the entry lacks a parameter its source needs
+            failed.append((source.source, OffbenchError(
+                f"datasets.toml: [{name}] lacks {e.args[0]!r}, which source '{source.source}' needs")))
+        except (TypeError, ValueError) as e:  # a parameter of the wrong type
+            failed.append((source.source, OffbenchError(
+                f"datasets.toml: [{name}] has a parameter source '{source.source}' cannot use ({e})")))
     if len(failed) == 1:
         raise failed[0][1]
     raise OffbenchError(f"{name}: none of its {len(failed)} sources gave it: "

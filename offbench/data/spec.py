@@ -66,9 +66,22 @@ class DatasetSpec:
 
     @classmethod
     def from_toml(cls, name: str, table: dict[str, Any]) -> DatasetSpec:
+        if not isinstance(table, dict):
+            raise OffbenchError(f"datasets.toml: [{name}] is not a table of fields")
         missing = {"domain", "source", "env", "max_episode_steps", "target_returns"} - table.keys()
         if missing:
             raise OffbenchError(f"datasets.toml: [{name}] lacks {', '.join(sorted(missing))}")
+        for key, kinds, what in (("domain", str, "a string"), ("source", str, "a string"), ("env", str, "a string"),
+                                 ("max_episode_steps", int, "an integer"), ("target_returns", list, "a list of numbers"),
+                                 ("ref_min_return", (int, float), "a number"), ("ref_max_return", (int, float), "a number"),
+                                 ("env_kwargs", dict, "a table")):
+            value = table.get(key)
+            if key in table and (not isinstance(value, kinds) or isinstance(value, bool)):
+                raise OffbenchError(f"datasets.toml: [{name}] {key} must be {what}, got {value!r}"[:300])
+        if table["max_episode_steps"] < 1:
+            raise OffbenchError(f"datasets.toml: [{name}] max_episode_steps must be >= 1, got {table['max_episode_steps']}")
+        if not all(isinstance(t, (int, float)) and not isinstance(t, bool) for t in table["target_returns"]):
+            raise OffbenchError(f"datasets.toml: [{name}] target_returns must be a list of numbers")
         return cls(
             name=name,
             domain=table["domain"],
@@ -207,7 +220,10 @@ def resolve_names(patterns: list[str]) -> list[str]:
 def register_local(entries: dict[str, dict[str, Any]]) -> Path:
     """Add or replace entries in ``$OFFBENCH_HOME/local-datasets.toml`` (written atomically)."""
     path = local_registry_path()
-    tables = tomlfile.read(path) if path.exists() else {}
+    try:
+        tables = tomlfile.read(path) if path.exists() else {}
+    except tomlfile.TOMLDecodeError as e:
+        raise OffbenchError(f"cannot read {path}: {e}; repair or move it before registering more") from None
     tables.update(entries)
     lines = ["# Datasets made or registered on this machine (`offbench generate`, `offbench register`); read with "
              "datasets.toml.", ""]

@@ -11,6 +11,8 @@ is always whole.
 
 from __future__ import annotations
 
+import contextlib
+
 import hashlib
 import json
 from pathlib import Path
@@ -56,6 +58,11 @@ def validate(arrays: dict[str, np.ndarray], where: str) -> None:
     for key in ("rewards", "terminals", "timeouts"):
         if arrays[key].ndim != 1:
             raise OffbenchError(f"{where}: '{key}' must be 1-D, has shape {arrays[key].shape}")
+    for key in ("observations", "actions", "rewards", "next_observations"):
+        a = arrays.get(key)
+        if a is not None and a.dtype.kind == "f" and not np.isfinite(a).all():
+            row = int(np.argwhere(~np.isfinite(a.reshape(len(a), -1)).any(axis=1))[0, 0])
+            raise OffbenchError(f"{where}: '{key}' holds NaN or infinity (first in row {row})")
     starts = arrays["episode_starts"]
     if n and (starts.ndim != 1 or len(starts) == 0 or starts[0] != 0 or np.any(np.diff(starts) <= 0)
               or starts[-1] >= n):
@@ -82,8 +89,29 @@ def read_attrs(path: Path) -> dict[str, Any]:
     try:
         with h5py.File(path, "r") as f:
             return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
-    except OSError as e:
-        raise OffbenchError(f"{path}: not a readable offbench cache file ({e}); delete it and fetch again") from None
+    except (OSError, MemoryError) as e:
+        raise unreadable(path, e) from None
+
+
+#: Room beyond a file's arrays that reading it takes (HDF5's chunk cache and gzip buffers).
+READ_MARGIN = 64 << 20
+
+
+def unreadable(path: Path, error: BaseException) -> OffbenchError:
+    """The error for a canonical file that failed to read: out of memory (the arrays it holds, and
+    :data:`READ_MARGIN`, cannot be allocated now; the file is kept) or a damaged file (delete it).
+    A decompression filter that fails for want of memory looks like a damaged file to HDF5."""
+    need = 0
+    with contextlib.suppress(Exception):
+        with h5py.File(path, "r") as f:
+            need = sum(int(np.prod(d.shape)) * d.dtype.itemsize for d in f.values() if isinstance(d, h5py.Dataset))
+    try:
+        probe = np.empty(need + READ_MARGIN, np.uint8)
+        del probe
+    except MemoryError:
+        return OffbenchError(f"{path}: out of memory reading it ({need / 2**20:.0f} MiB of arrays); free memory or "
+                             "run fewer --workers (the file is kept)")
+    return OffbenchError(f"{path}: not a readable offbench cache file ({error}); delete it and fetch again")
 
 
 def read(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
@@ -92,7 +120,8 @@ def read(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         with h5py.File(path, "r") as f:
             arrays = {k: f[k][()] for k in REQUIRED + OPTIONAL if k in f}
             attrs = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in f.attrs.items()}
-    except OSError as e:
-        raise OffbenchError(f"{path}: not a readable offbench cache file ({e}); delete it and fetch again") from None
+    except (OSError, MemoryError) as e:
+        arrays = {}  # whatever was read: freed before the memory probe
+        raise unreadable(path, e) from None
     validate(arrays, str(path))
     return arrays, attrs

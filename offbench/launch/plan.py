@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from offbench.algos import get_algorithm
-from offbench.checkpoints import checkpoint_step
+from offbench.checkpoints import checkpoint_step, shared_step
 from offbench.data.spec import get_spec, resolve_names
 from offbench.errors import UsageError
 from offbench.loggers import check_loggers
@@ -58,15 +58,22 @@ def plan_runs(datasets: list[str], algos: list[str], seeds: int, results: Path, 
 
 
 def group_seeds(plans: list[RunPlan], parts: int = 1, most: int | None = None, cpu: bool = False) -> list[list[RunPlan]]:
-    """Seeds that train as one model: runs of one (dataset, algorithm, config) whose checkpoints
-    are at the same step, at most ``most`` per group (default: as many as the algorithm trains
-    together, :meth:`~offbench.algos.base.Algorithm.most_seeds`). The largest groups are
-    then halved until there are ``parts`` groups (to keep ``parts`` CPU workers busy) or none can
-    be split."""
-    groups: dict[tuple, list[RunPlan]] = {}
+    """Seeds that train as one model: runs of one (dataset, algorithm, config) that can resume
+    from one step (all of them if they share one, :func:`~offbench.checkpoints.shared_step`; else
+    those whose latest checkpoints are at the same step), at most ``most`` per group (default: as
+    many as the algorithm trains together, :meth:`~offbench.algos.base.Algorithm.most_seeds`).
+    The largest groups are then halved until there are ``parts`` groups (to keep ``parts`` CPU
+    workers busy) or none can be split."""
+    by_config: dict[tuple, list[RunPlan]] = {}
     for plan in plans:
-        key = (plan.dataset, plan.algo, plan.config_hash, checkpoint_step(plan.dir.checkpoint))
-        groups.setdefault(key, []).append(plan)
+        by_config.setdefault((plan.dataset, plan.algo, plan.config_hash), []).append(plan)
+    groups: dict[tuple, list[RunPlan]] = {}
+    for key, same in by_config.items():
+        if shared_step([p.dir.checkpoint for p in same]) is not None:
+            groups[key] = same
+            continue
+        for plan in same:
+            groups.setdefault((*key, checkpoint_step(plan.dir.checkpoint)), []).append(plan)
     out = []
     for g in groups.values():
         size = most or get_algorithm(g[0].algo).most_seeds(cpu) or len(g)

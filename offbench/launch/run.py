@@ -13,7 +13,7 @@ from offbench.launch.local import LocalLauncher
 from offbench.launch.plan import group_seeds
 from offbench.paths import ensure_writable
 from offbench.results import read_json
-from offbench.train import RunPlan, record_config
+from offbench.train import RunPlan, record_config, tidy_finished
 
 
 def run_plans(plans: list[RunPlan], device: torch.device | str = "auto", workers: int | None = None,
@@ -31,6 +31,7 @@ def run_plans(plans: list[RunPlan], device: torch.device | str = "auto", workers
     todo = []
     for plan in plans:
         if plan.dir.finished():
+            tidy_finished(plan)
             outcome.skipped.append(read_json(plan.dir.summary))
         else:
             todo.append(plan)

@@ -48,6 +48,9 @@ def read_hdf5(path: Path, obs_dim: int | None = None, action_dim: int | None = N
             if len(shape) != len(want) or any(w is not None and s != w for s, w in zip(shape, want)):
                 shown = tuple("*" if w is None else w for w in want)
                 raise OffbenchError(f"{path}: '{k}' has shape {shape}, expected {shown}")
+        for k in shapes:
+            if f[k].dtype.kind not in "biuf":
+                raise OffbenchError(f"{path}: '{k}' has dtype {f[k].dtype}, expected real numbers")
         try:
             arrays = {
                 "observations": f["observations"][()].astype(np.float32, copy=False),

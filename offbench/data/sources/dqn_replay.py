@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import threading
+import tokenize
 import zlib
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -57,8 +58,8 @@ class NpyStream:
             version = np.lib.format.read_magic(self.f)
             reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
             self.shape, fortran, self.dtype = reader(self.f)
-        except (OSError, EOFError, ValueError, zlib.error) as e:
-            self.f.close()
+        except (OSError, EOFError, ValueError, SyntaxError, tokenize.TokenError, zlib.error) as e:
+            self.f.close()  # (a damaged header fails numpy's parse of its dict in any of these ways)
             raise OffbenchError(f"{path}: not a gzip-compressed .npy file ({e})") from None
         if self.dtype.hasobject or fortran:
             self.f.close()

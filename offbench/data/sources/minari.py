@@ -222,7 +222,17 @@ def minari_remote() -> str:
 
 
 def to_arrays(ds: Any, where: str) -> Arrays:
-    """Concatenate a minari dataset's episodes into canonical arrays."""
+    """Concatenate a minari dataset's episodes into canonical arrays; a one-line error naming
+    ``where`` if its files cannot be read (minari and h5py raise many kinds)."""
+    try:
+        return _to_arrays(ds, where)
+    except OffbenchError:
+        raise
+    except (OSError, KeyError, ValueError, TypeError, IndexError, AssertionError, RuntimeError) as e:
+        raise OffbenchError(f"{where}: minari cannot read its episodes ({type(e).__name__}: {e})") from None
+
+
+def _to_arrays(ds: Any, where: str) -> Arrays:
     obs, nxt, act, rew, term, trunc, starts = [], [], [], [], [], [], []
     n = 0
     for ep in ds.iterate_episodes():

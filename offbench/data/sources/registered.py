@@ -33,8 +33,15 @@ def read_npz(path: Path) -> Arrays:
                 raise OffbenchError(f"{path}: not a dataset .npz, missing {', '.join(missing)} (keys: "
                                     f"{', '.join(f.files) or 'none'})")
             raw = {k: f[k] for k in (*NPZ_KEYS, "timeouts", "next_observations") if k in f.files}
+    except MemoryError:  # a header that declares more rows than the file could hold
+        raise OffbenchError(f"{path}: an array declares more data than memory holds; not a dataset .npz") from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise OffbenchError(f"{path}: not a readable .npz ({e})") from None
+    for k, a in raw.items():
+        if a.dtype.kind not in "biuf":
+            raise OffbenchError(f"{path}: '{k}' has dtype {a.dtype}, expected real numbers")
+    if raw["observations"].ndim == 0:
+        raise OffbenchError(f"{path}: 'observations' is a single value, not one row per step")
     n = len(raw["observations"])
     for k, a in raw.items():
         if a.ndim == 0 or len(a) != n:
