@@ -87,6 +87,10 @@ class OffbenchGroup(click.Group):
         except Exception as e:  # noqa: BLE001  (an internal error: one line, the traceback on request)
             if debug:
                 raise
+            if isinstance(e, RuntimeError) and "can't start new thread" in str(e):
+                click.echo("error: cannot start a thread (out of memory or over a process limit); free memory or "
+                           "run fewer --workers, then run the same command again", err=True)
+                sys.exit(1)
             detail = " ".join(str(e).split())
             click.echo(f"error: internal error ({type(e).__name__}: {detail}); run with --debug for the traceback",
                        err=True)

@@ -431,7 +431,7 @@ def one_line_errors(stderr: str) -> list[str]:
 def limits_campaign(n: int, work: Path, seed: int = 0) -> Figure:
     """``n`` rounds, each a run interrupted after a checkpoint, then the same command under, in turn,
     a random file-size limit below a checkpoint's size (RLIMIT_FSIZE) or a random address-space headroom
-    (RLIMIT_AS, 4-512 MB beyond what the started process maps; its dataset load needs part of it):
+    (RLIMIT_AS, 0.5-512 MB beyond what the started process maps; its dataset load needs part of it):
     it finishes or fails with one-line errors, the previous checkpoints stay byte-identical (file
     size) and, without the limit, the same command finishes the run as a run never limited."""
     import hashlib
@@ -447,7 +447,9 @@ def limits_campaign(n: int, work: Path, seed: int = 0) -> Figure:
         with reaped(start_run(KILL_RUN, results, trace)) as proc:
             kill_at(proc, trace, "checkpoint", rng, 0.0, 0)
         kind = ("fsize", "as")[r % 2]  # in turn
-        value = rng.randint(1 << 10, ckpt_size - 1) if kind == "fsize" else rng.randint(4, 512) << 20
+        # address space: 0.5-512 MB beyond what the started process maps, log-uniform (loading the
+        # dataset and making the model need some MB: both outcomes occur)
+        value = rng.randint(1 << 10, ckpt_size - 1) if kind == "fsize" else int(2 ** rng.uniform(19, 29))
         before = {p: hashlib.sha256(p.read_bytes()).hexdigest() for p in results.rglob("checkpoint*.pt")}
         p = subprocess.run([sys.executable, "-c", LIMITED, kind, str(value), *KILL_RUN, "--results", str(results)],
                            capture_output=True, text=True, cwd=ROOT, env=child_env(), timeout=600)

@@ -306,3 +306,21 @@ def test_the_campaign_harness_sees_a_write_through_a_link(tmp_path: Path) -> Non
     time.sleep(0.01)
     (fuzzer.outside / "written.bin").write_bytes(b"x")
     assert set(fuzzer.snapshot()) - set(before) == {str(fuzzer.outside / "written.bin")}
+
+
+def test_a_thread_that_cannot_start_is_one_line(isolated: Path) -> None:
+    """Under a memory limit the run lock's heartbeat thread could not start: an internal error."""
+    code = """
+import sys, threading
+from offbench.cli import main
+def refuse(self):
+    raise RuntimeError("can't start new thread")
+threading.Thread.start = refuse
+sys.argv = ["offbench", *sys.argv[1:]]
+main()
+"""
+    p = subprocess.run([sys.executable, "-c", code, "run", "--algo", "random", "--env", "keytodoor-1k", "--workers",
+                        "1", "--results", str(isolated / "r")], capture_output=True, text=True,
+                       env=campaigns.child_env(), timeout=300)
+    lines = p.stderr.strip().splitlines()
+    assert p.returncode == 1 and len(lines) == 1 and "cannot start a thread" in lines[0], p.stderr
