@@ -31,6 +31,9 @@ from tests import campaigns  # noqa: E402
 
 RESULTS = HERE / "results"
 PROMISES = {
+    "kill, Slurm tasks (submitit's local executor)": "The kill campaign with the runs as Slurm tasks through "
+                                                     "submitit's local executor (`--launcher slurm --slurm-cluster "
+                                                     "local`): the command and its task processes killed together.",
     "kill": "`offbench run` killed with SIGKILL at random moments (a quarter uniformly in time, the rest just "
             "inside an evaluation, a checkpoint write or a summary write), then resumed: every run's metrics and "
             "summary equal those of a run never interrupted; every record parses and every checkpoint loads; no "
@@ -58,6 +61,10 @@ def run(args: argparse.Namespace) -> campaigns.Figure:
         os.environ["OFFBENCH_HOME"] = str(work / "home")
         os.environ.pop("OFFBENCH_DATASETS", None)
         if args.campaign == "kill":
+            if args.slurm:
+                fig = campaigns.kill_campaign(args.n, work, seed=args.seed, run_args=campaigns.KILL_RUN_SLURM)
+                fig.campaign = "kill, Slurm tasks (submitit's local executor)"
+                return fig
             return campaigns.kill_campaign(args.n, work, seed=args.seed)
         if args.campaign == "chaos":
             return campaigns.chaos_campaign(args.n, work, seed=args.seed)
@@ -94,15 +101,17 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200, help="faults (kill, chaos) or rounds (concurrency, limits)")
     parser.add_argument("--seconds", type=float, default=3600.0, help="fuzz: how long to generate examples")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--slurm", action="store_true", help="kill: runs as Slurm tasks (submitit's local executor)")
     args = parser.parse_args()
     fig = run(args)
     print(fig.line())
     for p in fig.problems:
         print("  " + p)
     command = "python benchmarks/faults.py --campaign " + args.campaign + (
-        f" --seconds {args.seconds:g}" if args.campaign == "fuzz" else f" --n {args.n}") + f" --seed {args.seed}"
+        f" --seconds {args.seconds:g}" if args.campaign == "fuzz" else f" --n {args.n}") + f" --seed {args.seed}" + (
+        " --slurm" if args.slurm else "")
     RESULTS.mkdir(exist_ok=True)
-    name = fig.campaign.replace(" ", "-")
+    name = fig.campaign.split(",")[0].replace(" ", "-") + ("-slurm" if args.slurm else "")
     (RESULTS / f"faults-{name}.json").write_text(json.dumps({
         "campaign": fig.campaign, "faults": fig.faults, "outcomes": dict(fig.outcomes), "lost": fig.lost,
         "seconds": fig.seconds, "problems": fig.problems, "machine": describe(),

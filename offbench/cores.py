@@ -21,6 +21,7 @@ from typing import Any
 import torch
 
 from offbench.errors import UsageError
+from offbench.paths import pid_alive
 
 #: Seconds between two measurements while a job runs (a measurement reads a few /proc files).
 REBALANCE_SECONDS = 5.0
@@ -97,16 +98,6 @@ def _registry() -> Path:
     return path
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 class CoreShare:
     """This process's share of the free cores, as torch's thread count, for the length of a
     ``with`` block (``threads``: a fixed count instead). Call :meth:`update` often: it splits the
@@ -151,7 +142,7 @@ class CoreShare:
         for entry in registry.iterdir():
             if not entry.name.isdigit():
                 continue
-            if _alive(int(entry.name)):
+            if pid_alive(int(entry.name)):
                 pids.append(int(entry.name))
             else:
                 entry.unlink(missing_ok=True)

@@ -244,21 +244,12 @@ def check_trial(fig: Figure, name: str, resume: subprocess.CompletedProcess, res
 
 
 # -- 2. chaos downloads ----------------------------------------------------------------------------
-CHAOS_ENTRY = """
-[chaos]
-domain = "mujoco"
-source = "d4rl"
-env = "Hopper-v4"
-max_episode_steps = 1000
-ref_min_return = 0.0
-ref_max_return = 100.0
-target_returns = [1.0]
-base_url = "{url}"
-file = "gym_mujoco_v2/hopper_medium-v2.hdf5"
-file_sha256 = "{sha256}"
-observation_dim = 11
-action_dim = 3
-"""
+def chaos_entry(url: str, sha256: str) -> str:
+    """A registry entry for the campaigns' hopper file at ``url``, its sha256 pinned."""
+    from tests.test_sources import D4RL_ENTRY
+
+    return (D4RL_ENTRY.format(name="chaos", url=url, file="gym_mujoco_v2/hopper_medium-v2.hdf5")
+            + f'file_sha256 = "{sha256}"\n')
 #: How often the server misbehaves each way (the rest of the time it serves the file).
 CHAOS_WEIGHTS = {"ok": 3, "cut": 2, "500": 1, "503": 1, "drip": 1, "long-length": 1, "short-length": 1,
                  "ignore-range": 1, "other-file": 1}
@@ -308,7 +299,7 @@ def chaos_campaign(n: int, work: Path, seed: int = 0, attempts: int = 8) -> Figu
 
         server.chaos = chaos
         registry = work / "datasets.toml"
-        registry.write_text(CHAOS_ENTRY.format(url=server.url, sha256=digest))
+        registry.write_text(chaos_entry(server.url, digest))
         for i in range(n):
             home = work / f"home-{i}"
             with environ(OFFBENCH_HOME=str(home), OFFBENCH_DATASETS=str(registry)):
@@ -371,7 +362,7 @@ def concurrency_campaign(n: int, work: Path, seed: int = 0) -> Figure:
     digest = hashlib.sha256(path.read_bytes()).hexdigest()
     with serve(upstream) as server:
         registry = work / "datasets.toml"
-        registry.write_text(CHAOS_ENTRY.format(url=server.url, sha256=digest))
+        registry.write_text(chaos_entry(server.url, digest))
         for r in range(n):
             k = rng.choice((2, 4))
             results, trace = work / f"round-{r}", work / f"round-{r}.trace"
@@ -514,17 +505,9 @@ def _strategies() -> Any:
 
 
 def _pendulum(seed: int = 0) -> dict[str, Any]:
-    import numpy as np
+    from tests.test_register import pendulum_arrays
 
-    lengths = [40, 25, 60]
-    rng = np.random.default_rng(seed)
-    n = sum(lengths)
-    obs = rng.normal(size=(n, 3)).astype(np.float32)
-    terminals, timeouts = np.zeros(n, bool), np.zeros(n, bool)
-    timeouts[np.cumsum(lengths) - 1] = True
-    return {"observations": obs, "next_observations": np.roll(obs, -1, axis=0),
-            "actions": rng.uniform(-1, 1, size=(n, 1)).astype(np.float32),
-            "rewards": -rng.uniform(0, 10, size=n).astype(np.float32), "terminals": terminals, "timeouts": timeouts}
+    return pendulum_arrays(seed)
 
 
 def _mutate_arrays(arrays: dict[str, Any], mutation: tuple) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import pytest
 
 from offbench.results import RunDir
 from offbench.runlock import run_lock
+from tests.campaigns import group_gone
 from tests.test_cli import offbench
 
 ARGS = ["run", "--algo", "bc", "--env", "keytodoor-1k", "--seeds", "2", "--workers", "2", "--steps", "200000",
@@ -46,17 +47,6 @@ def wait_for_checkpoints(results: Path, n: int) -> None:
     while len(list(results.glob("*/*/*/seed-*/checkpoint.pt"))) < n:
         assert time.monotonic() < deadline, "no checkpoint appeared"
         time.sleep(0.1)
-
-
-def group_gone(pgid: int, timeout: float = 15) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.2)
-    return False
 
 
 def test_ctrl_c_stops_every_worker_and_the_run_resumes(isolated: Path, reaper: list[int]) -> None:
