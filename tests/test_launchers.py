@@ -326,8 +326,10 @@ def test_ctrl_c_cancels_the_submitted_tasks_and_keeps_their_checkpoints(isolated
     args = ["run", "--algo", "bc", "--env", "keytodoor-1k", "--steps", "100000", "--eval-episodes", "1",
             "--set", "eval_every=200", "--results", str(isolated / "r"), *launcher]
     assert offbench("fetch", "keytodoor-1k").returncode == 0
+    # SIGINT handled as in a terminal's foreground job (a shell running the tests in the background
+    # hands its children SIGINT ignored; see tests/test_interrupt.py)
     proc = subprocess.Popen([sys.executable, "-m", "offbench", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not list((isolated / "r").glob("*/*/*/seed-0/checkpoint.pt")) and time.monotonic() < deadline:
         time.sleep(0.05)
