@@ -83,12 +83,15 @@ def write_markdown() -> str:
              "campaigns at small sizes (`tests/test_faults.py`).", ""]
     for path in sorted(RESULTS.glob("faults-*.json")):
         r = json.loads(path.read_text())
-        lines += [f"## {r['campaign']}", "", PROMISES.get(r["campaign"], ""), "",
+        lines += [f"## {r['campaign']}", "", PROMISES.get(r["campaign"], PROMISES.get(r["campaign"].split(",")[0], "")), "",
                   f"Faults injected: {r['faults']}. Lost: **{r['lost']}**. Seconds: {r['seconds']:.0f}.", "",
                   "| outcome | count |", "|---|---|",
                   *(f"| {k} | {v} |" for k, v in sorted(r["outcomes"].items())), ""]
         if r["problems"]:
-            lines += ["Findings:", "", *(f"- {p}" for p in r["problems"]), ""]
+            shown = list(dict.fromkeys(r["problems"]))[:20]
+            lines += ["Findings (each fixed since and kept as a regular test in `tests/test_faults.py`; "
+                      f"{len(shown)} of {len(r['problems'])} shown, duplicates merged):", "",
+                      *(f"- {p}" for p in shown), ""]
         lines += [f"Machine: {r['machine']}.", f"Date: {r['date']}. Command: `{r['command']}`.", ""]
     text = "\n".join(lines)
     (HERE / "faults.md").write_text(text)
@@ -101,17 +104,20 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=200, help="faults (kill, chaos) or rounds (concurrency, limits)")
     parser.add_argument("--seconds", type=float, default=3600.0, help="fuzz: how long to generate examples")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--label", default="", help="a note on this figure (its name and file), e.g. 'after the fixes'")
     parser.add_argument("--slurm", action="store_true", help="kill: runs as Slurm tasks (submitit's local executor)")
     args = parser.parse_args()
     fig = run(args)
+    if args.label:
+        fig.campaign += f", {args.label}"
     print(fig.line())
     for p in fig.problems:
         print("  " + p)
     command = "python benchmarks/faults.py --campaign " + args.campaign + (
         f" --seconds {args.seconds:g}" if args.campaign == "fuzz" else f" --n {args.n}") + f" --seed {args.seed}" + (
-        " --slurm" if args.slurm else "")
+        " --slurm" if args.slurm else "") + (f" --label '{args.label}'" if args.label else "")
     RESULTS.mkdir(exist_ok=True)
-    name = fig.campaign.split(",")[0].replace(" ", "-") + ("-slurm" if args.slurm else "")
+    name = "-".join(fig.campaign.replace(",", "").replace("'", "").replace("(", "").replace(")", "").split())
     (RESULTS / f"faults-{name}.json").write_text(json.dumps({
         "campaign": fig.campaign, "faults": fig.faults, "outcomes": dict(fig.outcomes), "lost": fig.lost,
         "seconds": fig.seconds, "problems": fig.problems, "machine": describe(),

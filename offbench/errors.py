@@ -43,4 +43,5 @@ def closest(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
 def unknown(kind: str, name: str, choices: Iterable[str]) -> UsageError:
     """A "did you mean" error for an unknown ``kind`` (dataset, algorithm, ...)."""
     hint = ", ".join(closest(name, choices))
-    return UsageError(f"unknown {kind} '{name}'; closest: {hint} (see 'offbench list')")
+    shown = name if name.isprintable() else repr(name)[1:-1]  # a newline in a name must not break the line
+    return UsageError(f"unknown {kind} '{shown}'; closest: {hint} (see 'offbench list')")

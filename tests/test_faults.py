@@ -324,3 +324,49 @@ main()
                        env=campaigns.child_env(), timeout=300)
     lines = p.stderr.strip().splitlines()
     assert p.returncode == 1 and len(lines) == 1 and "cannot start a thread" in lines[0], p.stderr
+
+
+# -- what the hour-long fuzz run found -------------------------------------------------------------------
+def test_an_npz_member_with_an_unknown_compression_method_is_one_line(isolated: Path, tmp_path: Path) -> None:
+    """zipfile raises NotImplementedError for a damaged compression-method field."""
+    from offbench.data.register import register_dataset
+
+    path = pendulum_npz(tmp_path / "a.npz")
+    data = bytearray(path.read_bytes())
+    central = data.index(b"PK\x01\x02")  # the first central-directory entry, whose method zipfile reads
+    data[central + 10 : central + 12] = (99).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    with pytest.raises(OffbenchError, match="not a readable .npz"):
+        register_dataset("mine", path, "Pendulum-v1")
+
+
+def test_a_name_with_a_newline_stays_on_one_line() -> None:
+    from offbench.errors import unknown
+
+    assert "\n" not in str(unknown("dataset source", "bad\nname", ["d4rl", "minari"]))
+
+
+@pytest.mark.parametrize(("payload", "message"), [(b"", "damaged or truncated|truncated"),
+                                                  (np.arange(3, dtype=np.int64), "expected one integer")])
+def test_a_damaged_add_count_in_a_replay_checkpoint_is_one_line(tmp_path: Path, payload, message) -> None:
+    """A truncated scalar raised EOFError; an array where dopamine stores one count, ValueError."""
+    import gzip
+
+    from offbench.data.sources.dqn_replay import NpyStream
+    from tests.upstream import write_npy_gz
+
+    path = tmp_path / "add_count_ckpt.0.gz"
+    if isinstance(payload, bytes):  # a scalar's header, its 8 bytes cut off inside the gzip stream
+        write_npy_gz(path, np.array(7, np.int64))
+        path.write_bytes(path.read_bytes()[:-12])
+        with pytest.raises(OffbenchError, match=message):
+            with NpyStream(path) as s:
+                s.read_all()
+        return
+    write_npy_gz(path, payload)
+    with gzip.open(path) as f:
+        assert f.read()  # a valid file, only of the wrong shape
+    from offbench.data.sources import dqn_replay
+
+    with pytest.raises(OffbenchError, match=message):
+        dqn_replay.checked_count(path)

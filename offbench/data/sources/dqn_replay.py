@@ -47,6 +47,15 @@ def file_name(element: str, ckpt: int) -> str:
     return f"{prefix}{element}_ckpt.{ckpt}.gz"
 
 
+def checked_count(path: Path) -> int:
+    """Dopamine's ``add_count``: one integer (a one-line error for anything else)."""
+    with NpyStream(path) as s:
+        count = s.read_all()
+    if count.size != 1 or count.dtype.kind not in "iu":
+        raise OffbenchError(f"{path}: expected one integer, got shape {count.shape} of {count.dtype}")
+    return int(count.reshape(()))
+
+
 # -- reading gzip-compressed .npy without unpickling ---------------------------------------------
 class NpyStream:
     """A gzip-compressed ``.npy`` file opened for sequential reading of its rows."""
@@ -108,7 +117,10 @@ class NpyStream:
 
     def read_all(self) -> np.ndarray:
         if not self.shape:
-            data = self.f.read(self.dtype.itemsize)
+            try:
+                data = self.f.read(self.dtype.itemsize)
+            except (OSError, EOFError, zlib.error) as e:
+                raise OffbenchError(f"{self.path}: damaged or truncated ({e})") from None
             if len(data) != self.dtype.itemsize:
                 raise OffbenchError(f"{self.path}: truncated")
             return np.frombuffer(data, dtype=self.dtype).reshape(())
@@ -158,8 +170,7 @@ class Checkpoint(Episodes):
                     raise OffbenchError(f"{self.files[element]}: has shape {s.shape} but the checkpoint's "
                                         f"observations have {rows} rows (mismatched lengths)")
                 small[element] = s.read(min(limit, rows))
-        with NpyStream(self.files["add_count"]) as s:
-            add_count = int(s.read_all())
+        add_count = checked_count(self.files["add_count"])
         with NpyStream(self.files["invalid_range"]) as s:
             invalid = {int(i) for i in s.read_all().reshape(-1)}
         self.actions = small["action"].astype(np.int64)

@@ -10,6 +10,7 @@ reads the registered path again; its content digest must be the one registered.
 from __future__ import annotations
 
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -35,8 +36,8 @@ def read_npz(path: Path) -> Arrays:
             raw = {k: f[k] for k in (*NPZ_KEYS, "timeouts", "next_observations") if k in f.files}
     except MemoryError:  # a header that declares more rows than the file could hold
         raise OffbenchError(f"{path}: an array declares more data than memory holds; not a dataset .npz") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
-        raise OffbenchError(f"{path}: not a readable .npz ({e})") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError, NotImplementedError, zlib.error) as e:
+        raise OffbenchError(f"{path}: not a readable .npz ({e})") from None  # (a damaged zip header: any of these)
     for k, a in raw.items():
         if a.dtype.kind not in "biuf":
             raise OffbenchError(f"{path}: '{k}' has dtype {a.dtype}, expected real numbers")
