@@ -50,7 +50,7 @@ PROMISES = {
               "checkpoint byte-identical, the cache intact, and the same command without the limit finishes "
               "the run as a run never limited.",
     "fuzz": "mutated D4RL HDF5 files, Minari directories, DQN-replay checkpoints, .npz files and registry entries "
-            "imported with `offbench fetch --from-file/--from-dir` and `register`: each ends in success or one "
+            "imported by `offbench register`'s reader (files and directories) or fetched from the registry entry: each ends in success or one "
             "OffbenchError line; a failure caches nothing; nothing is written outside $OFFBENCH_HOME.",
 }
 
@@ -92,7 +92,8 @@ def write_markdown() -> str:
             lines += ["Findings (each fixed since and kept as a regular test in `tests/test_faults.py`; "
                       f"{len(shown)} of {len(r['problems'])} shown, duplicates merged):", "",
                       *(f"- {p}" for p in shown), ""]
-        lines += [f"Machine: {r['machine']}.", f"Date: {r['date']}. Command: `{r['command']}`.", ""]
+        lines += [*([r["note"], ""] if r.get("note") else []),
+                  f"Machine: {r['machine']}.", f"Date: {r['date']}. Command: `{r['command']}`.", ""]
     text = "\n".join(lines)
     (HERE / "faults.md").write_text(text)
     return text

@@ -79,11 +79,12 @@ def get_table(name: str) -> Table:
 
 #: Gradient steps per second of one seed on one CPU core on D4RL-shaped data (17-d states,
 #: 6-d actions), as benchmarks/RESULTS.md records them (AMD EPYC, torch 2.13.0+cpu): used to
-#: estimate a D4RL plan's compute. Other domains (Atari frames, Key-to-Door) have no figure.
+#: estimate a D4RL plan's compute (BEAR and BRAC-v's behaviour phase: at their D4RL recipes, scaled
+#: by GFLOP per step, see there). Other domains (Atari frames, Key-to-Door) have no figure.
 CPU_STEPS_PER_SECOND = {"bc": 408.6, "pbc": 480.2, "td3bc": 131.0, "iql": 93.4, "cql": 5.0, "awac": 84.0,
-                        "dt": 4.6, "awr": 246.8, "rwr": 468.0, "bcq": 29.3, "bear": 36.0, "brac": 88.3}
+                        "dt": 4.6, "awr": 246.8, "rwr": 468.0, "bcq": 29.3, "bear": 18.7, "brac": 88.3}
 #: Phases at another speed: BRAC's first ``behavior_steps`` fit the behaviour policy alone.
-FIRST_PHASE = {"brac": ("behavior_steps", 821.7)}
+FIRST_PHASE = {"brac": ("behavior_steps", 352.2)}
 
 
 @dataclass
